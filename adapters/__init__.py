@@ -1,0 +1,1 @@
+"""Implementations of the domain ports: MongoDB, caches, auth, metrics, feeds, embedded server."""

@@ -1,0 +1,1 @@
+"""HTML handling: the sanitiser that enforces the domain's description policy."""

@@ -1,0 +1,1 @@
+"""MongoDB persistence: Beanie 2 documents on PyMongo's native async client."""

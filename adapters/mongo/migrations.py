@@ -1,0 +1,64 @@
+"""``eyewear migrate``: collections, ``$jsonSchema`` validators and indexes, idempotently.
+
+Each step compares what exists with what the document models declare and reports only what it
+changed, so a second run prints nothing to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beanie import Document, init_beanie
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongo.documents import DOCUMENT_MODELS
+from adapters.mongo.schema import validator_for
+
+
+async def _ensure_collection(database: AsyncDatabase[Any], model: type[Document]) -> list[str]:
+    name = model.Settings.name  # type: ignore[attr-defined]
+    validator = validator_for(model)
+    existing = {info["name"]: info async for info in await database.list_collections()}
+    if name not in existing:
+        await database.create_collection(name, validator=validator, validationLevel="strict")
+        return [f"created collection {name} with its $jsonSchema validator"]
+    current = existing[name].get("options", {}).get("validator")
+    if current != validator:
+        await database.command("collMod", name, validator=validator, validationLevel="strict")
+        return [f"updated the $jsonSchema validator of {name}"]
+    return []
+
+
+async def _ensure_indexes(database: AsyncDatabase[Any], model: type[Document]) -> list[str]:
+    name = model.Settings.name  # type: ignore[attr-defined]
+    collection = database[name]
+    existing = {index["name"]: index async for index in await collection.list_indexes()}
+    changes: list[str] = []
+    for index in model.Settings.indexes:  # type: ignore[attr-defined]
+        spec = index.document
+        current = existing.get(spec["name"])
+        if (
+            current is not None
+            and dict(current["key"]) == dict(spec["key"])
+            and bool(current.get("unique")) == bool(spec.get("unique"))
+        ):
+            continue
+        if current is not None:
+            await collection.drop_index(spec["name"])
+        await collection.create_indexes([index])
+        changes.append(f"created index {name}.{spec['name']}")
+    return changes
+
+
+async def migrate(database: AsyncDatabase[Any]) -> list[str]:
+    """Brings the database to the shape the code expects; returns what it changed."""
+    changes: list[str] = []
+    for model in DOCUMENT_MODELS:
+        changes += await _ensure_collection(database, model)
+        changes += await _ensure_indexes(database, model)
+    return changes
+
+
+async def bind_documents(database: AsyncDatabase[Any]) -> None:
+    """Binds the Beanie documents to this database (indexes are migrate's job, not start-up's)."""
+    await init_beanie(database=database, document_models=DOCUMENT_MODELS, skip_indexes=True)

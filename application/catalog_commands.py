@@ -1,0 +1,160 @@
+"""Use cases that change the catalog. Each one records who changed what, atomically with the change."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from domain.errors import (
+    ErrorCode,
+    FieldError,
+    ProductConflict,
+    ProductNotFound,
+    ValidationFailed,
+    VersionMismatch,
+)
+from domain.fields import FieldReader
+from domain.history import API_SOURCE, record_change
+from domain.identifiers import normalise_sku
+from domain.money import Money, parse_amount, parse_currency
+from domain.parsing import parse_product_payload, refuse_threats
+from domain.ports import Clock, ProductRepository
+from domain.product import Product
+from domain.sanitising import HtmlSanitizer
+
+
+def _locate_conflicts(error: ProductConflict, payload: Mapping[str, Any]) -> ProductConflict:
+    """Names the conflicting SKU or GTIN by its position in the caller's own body."""
+    variants = payload.get("variants")
+    if not isinstance(variants, list):
+        return error
+    located: list[FieldError] = []
+    for field_error in error.errors:
+        key, _, value = (field_error.field or "").partition("=")
+        for index, raw in enumerate(variants):
+            candidate = raw.get(key) if isinstance(raw, Mapping) else None
+            if isinstance(candidate, str) and value in {
+                normalise_sku(candidate),
+                candidate.strip().zfill(14),
+            }:
+                located.append(FieldError(f"variants[{index}].{key}", field_error.code, field_error.message))
+                break
+        else:
+            located.append(FieldError(key or None, field_error.code, field_error.message))
+    return ProductConflict(error.message, tuple(located))
+
+
+class CreateProduct:
+    def __init__(self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer) -> None:
+        self.products = products
+        self.clock = clock
+        self.sanitizer = sanitizer
+
+    async def __call__(self, payload: Mapping[str, Any], actor: str, source: str = API_SOURCE) -> Product:
+        draft = parse_product_payload(payload, self.sanitizer)
+        product = Product.create(draft, self.clock.now())
+        try:
+            await self.products.add(product, record_change(None, product, actor, source))
+        except ProductConflict as conflict:
+            raise _locate_conflicts(conflict, payload) from None
+        return product
+
+
+class ReplaceProduct:
+    def __init__(self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer) -> None:
+        self.products = products
+        self.clock = clock
+        self.sanitizer = sanitizer
+
+    async def __call__(self, product_id: str, payload: Mapping[str, Any], expected_version: int, actor: str) -> Product:
+        current = await self.products.get(product_id)
+        if current is None:
+            raise ProductNotFound(f"no product {product_id!r}")
+        draft = parse_product_payload(payload, self.sanitizer)
+        if draft.product_id != current.product_id:
+            message = f"brand and style_id identify the product; they make {draft.product_id!r}, not {product_id!r}"
+            raise ValidationFailed(message, (FieldError("style_id", ErrorCode.INVALID_VALUE, message),))
+        if current.version != expected_version:
+            raise VersionMismatch(product_id, expected_version, current.version)
+        if draft == current.draft:
+            return current
+        product = current.replaced_by(draft, self.clock.now())
+        try:
+            await self.products.replace(product, expected_version, record_change(current, product, actor, API_SOURCE))
+        except ProductConflict as conflict:
+            raise _locate_conflicts(conflict, payload) from None
+        return product
+
+
+class PatchVariant:
+    """Price and stock of one SKU: the two things that change every day."""
+
+    def __init__(self, products: ProductRepository, clock: Clock) -> None:
+        self.products = products
+        self.clock = clock
+
+    async def __call__(self, sku: str, payload: Any, expected_version: int, actor: str) -> Product:
+        sku = normalise_sku(sku)
+        current = await self.products.get_by_sku(sku)
+        variant = current.variant(sku) if current else None
+        if current is None or variant is None:
+            raise ProductNotFound(f"no SKU {sku!r}")
+        if not isinstance(payload, Mapping):
+            error = FieldError(None, ErrorCode.INVALID_VALUE, "the body must be a JSON object")
+            raise ValidationFailed("the body must be a JSON object", (error,))
+        refuse_threats(payload)
+        reader = FieldReader(payload)
+        price = variant.price
+        raw_price = payload.get("price")
+        if isinstance(raw_price, Mapping):
+            amount = reader.apply("price.amount", parse_amount, raw_price.get("amount"))
+            currency = raw_price.get("currency")
+            currency = price.currency if currency is None else reader.apply("price.currency", parse_currency, currency)
+            if amount is not None and currency is not None:
+                price = Money(amount, currency)
+        elif raw_price is not None:
+            amount = reader.apply("price", parse_amount, raw_price)
+            price = Money(amount, price.currency) if amount is not None else price
+        stock = reader.integer("stock_quantity", (0, 10_000_000), required=False)
+        if raw_price is None and stock is None and not reader.errors:
+            reader.fail("price", ErrorCode.MISSING_FIELD, "give price, stock_quantity or both")
+        if reader.errors:
+            raise ValidationFailed("the change is not valid", tuple(reader.errors))
+        if current.version != expected_version:
+            raise VersionMismatch(current.product_id, expected_version, current.version)
+        changed = dataclasses.replace(
+            variant, price=price, stock_quantity=variant.stock_quantity if stock is None else stock
+        )
+        if changed == variant:
+            return current
+        product = current.with_variant(changed, self.clock.now())
+        await self.products.replace(product, expected_version, record_change(current, product, actor, API_SOURCE))
+        return product
+
+
+class ArchiveProduct:
+    """Archiving hides a product from search but keeps it readable, so links never break."""
+
+    ATTEMPTS = 5
+
+    def __init__(self, products: ProductRepository, clock: Clock) -> None:
+        self.products = products
+        self.clock = clock
+
+    async def __call__(self, product_id: str, actor: str) -> Product:
+        for _ in range(self.ATTEMPTS):
+            current = await self.products.get(product_id)
+            if current is None:
+                raise ProductNotFound(f"no product {product_id!r}")
+            if not current.is_active:
+                return current
+            product = current.archived(self.clock.now())
+            try:
+                await self.products.replace(
+                    product, current.version, record_change(current, product, actor, API_SOURCE)
+                )
+            except VersionMismatch:
+                continue
+            return product
+        raise VersionMismatch(product_id, 0, None)

@@ -1,0 +1,70 @@
+"""Loads SKU Genie rows through the create use case: the demo catalog before the pipeline exists.
+
+Rows of one brand + style become one product, exactly as the feed defines; the real ingestion
+pipeline (with diffing, batching and rollback) replaces this for anything but a first load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from application.catalog_commands import CreateProduct
+from domain.errors import DomainError
+
+PRODUCT_FIELDS = (
+    "style_id",
+    "brand",
+    "category",
+    "frame_shape",
+    "frame_material",
+    "rim_type",
+    "gender",
+    "description_html",
+    "tags",
+)
+VARIANT_FIELDS = (
+    "sku",
+    "gtin",
+    "color_name",
+    "color_hex",
+    "lens_width_mm",
+    "bridge_width_mm",
+    "temple_length_mm",
+    "lens_height_mm",
+    "stock_quantity",
+    "rx_compatible",
+    "polarized",
+    "lens_category",
+    "uv_protection",
+    "image_urls",
+)
+
+
+def products_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Groups feed rows into API-shaped product payloads, in first-seen order."""
+    products: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (str(row.get("brand", "")), str(row.get("style_id", "")))
+        if key not in products:
+            product = {name: row[name] for name in PRODUCT_FIELDS if name in row}
+            product["name"] = row.get("model_name")
+            product["variants"] = []
+            products[key] = product
+        variant = {name: row[name] for name in VARIANT_FIELDS if name in row}
+        variant["price"] = {"amount": row.get("price"), "currency": row.get("currency")}
+        products[key]["variants"].append(variant)
+    return list(products.values())
+
+
+async def load_sample(rows: Iterable[Mapping[str, Any]], create: CreateProduct, actor: str) -> tuple[int, list[str]]:
+    """Creates every product it can; returns how many, and one line per product refused."""
+    created = 0
+    problems: list[str] = []
+    for payload in products_from_rows(rows):
+        try:
+            await create(payload, actor)
+            created += 1
+        except DomainError as error:
+            problems.append(f"{payload.get('brand')} {payload.get('style_id')}: {error.message}")
+    return created, problems

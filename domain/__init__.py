@@ -1,0 +1,1 @@
+"""The eyewear catalog model: pure rules and ports, no I/O, no framework."""

@@ -1,0 +1,56 @@
+"""Money: a Decimal amount and an ISO 4217 currency; never a float anywhere."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from domain.errors import ErrorCode, RuleViolation
+
+MAX_AMOUNT = Decimal("100000")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def parse_currency(raw: str) -> str:
+    currency = raw.strip().upper()
+    if not _CURRENCY.fullmatch(currency):
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a currency is an ISO 4217 alpha-3 code such as EUR")
+    return currency
+
+
+def parse_amount(raw: object) -> Decimal:
+    """A positive amount with at most 2 decimals, from a JSON number, a string or a Decimal.
+
+    Floats are accepted only through their shortest text form (``163.1`` reads as ``163.1``), so
+    no binary rounding error can ever reach storage.
+    """
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a price is a decimal number or a string")
+    text = raw.strip() if isinstance(raw, str) else repr(raw) if isinstance(raw, float) else str(raw)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a price is a decimal number such as 163.00") from None
+    if not amount.is_finite():
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a price is a finite decimal number")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a price has at most 2 decimal places")
+    if amount <= 0 or amount > MAX_AMOUNT:
+        raise RuleViolation(ErrorCode.OUT_OF_RANGE, "a price is above 0 and at most 100000")
+    return amount.quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def parse(cls, amount: object, currency: str) -> Money:
+        return cls(parse_amount(amount), parse_currency(currency))
+
+    def to_json(self) -> dict[str, str]:
+        """The amount as a string with exactly 2 decimals, as it is printed on a price tag."""
+        return {"amount": f"{self.amount:.2f}", "currency": self.currency}

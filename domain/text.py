@@ -1,0 +1,84 @@
+"""Plain-text rules: names carry no markup and no control characters.
+
+Plain text is refused, never rewritten: a name with ``<`` in it is an error for the caller to fix,
+because silently changing what a supplier sent hides the problem upstream.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from domain.errors import ErrorCode, RuleViolation
+
+_TAG = re.compile(r"[a-z0-9-]{1,30}")
+_HEX = re.compile(r"#[0-9A-F]{6}")
+_WORD = re.compile(r"[^\W_]+")
+MAX_TAGS = 20
+MAX_IMAGES = 10
+
+
+def has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
+
+
+def parse_plain_text(raw: str, max_length: int) -> str:
+    text = raw.strip()
+    if not 1 <= len(text) <= max_length:
+        raise RuleViolation(ErrorCode.OUT_OF_RANGE, f"must be 1-{max_length} characters")
+    if "<" in text or ">" in text:
+        raise RuleViolation(ErrorCode.THREAT_DETECTED, "markup ('<' or '>') is not allowed in plain text")
+    if has_control_characters(text):
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "control characters are not allowed")
+    return text
+
+
+def parse_tag(raw: str) -> str:
+    tag = raw.strip().lower()
+    if not _TAG.fullmatch(tag):
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a tag is 1-30 characters of a-z, 0-9 and '-'")
+    return tag
+
+
+def parse_color_hex(raw: str) -> str:
+    color = raw.strip().upper()
+    if not _HEX.fullmatch(color):
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a colour is #RRGGBB")
+    return color
+
+
+def parse_image_url(raw: str) -> str:
+    url = raw.strip()
+    if (
+        not url.lower().startswith("https://")
+        or len(url) <= len("https://")
+        or len(url) > 2048
+        or any(ch.isspace() or ch in "<>\"'" for ch in url)
+        or has_control_characters(url)
+    ):
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "an image URL is an https:// URL")
+    return url
+
+
+def keywords_of(*texts: str) -> set[str]:
+    """Search keys: lower-cased, accent-free runs of letters and digits, plus their prefixes.
+
+    Prefixes let ``q=club`` find "Clubmaster" with an exact index
+    lookup, without ``$text`` (not on every server) and without a regex built from user input.
+    """
+    words: set[str] = set()
+    for text in texts:
+        words.update(search_terms(text))
+    keys: set[str] = set()
+    for word in words:
+        keys.add(word)
+        keys.update(word[:n] for n in range(1, min(len(word), 24)))
+    return keys
+
+
+def search_terms(text: str) -> list[str]:
+    """The words of a query or of a searchable field, normalised the same way: case-folded,
+    accents removed, split on everything that is not a letter or a digit."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    cleaned = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return _WORD.findall(cleaned)

@@ -1,0 +1,97 @@
+"""The ``eyewear`` command. Results on stdout, logs and progress on stderr, one clear line per error."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from adapters.embedded import EmbeddedServerError
+from entrypoints.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="The eyewear catalog service.")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"eyewear: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    from entrypoints.logging_setup import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise _fail(str(error), 2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _container(settings: Settings) -> Any:
+    from entrypoints.container import Container
+
+    return Container(settings=settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="load the sample catalog when empty")] = False,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from entrypoints.demo import load_demo_catalog
+    from entrypoints.http.app import create_app
+
+    settings = _settings()
+    base = f"http://{host}:{port}"
+
+    async def announce(container: Any) -> None:
+        if demo:
+            await load_demo_catalog(container)
+        typer.echo(f"Eyewear catalog at {base}\nAPI docs at {base}/docs")
+
+    application = create_app(_container(settings), on_startup=announce)
+    try:
+        uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+
+
+@app.command()
+def migrate() -> None:
+    """Create collections, $jsonSchema validators and indexes (idempotent); print what changed."""
+    from adapters.mongo.migrations import migrate as run_migrations
+
+    settings = _settings()
+    container = _container(settings)
+
+    async def run() -> list[str]:
+        await container.init_resources()
+        try:
+            from entrypoints.container import resolve
+
+            database = await resolve(container.database)
+            return await run_migrations(database)
+        finally:
+            await container.shutdown_resources()
+
+    try:
+        changes = asyncio.run(run())
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+    except Exception as error:  # one line, never a traceback
+        raise _fail(f"migration failed: {type(error).__name__}: {error}") from None
+    typer.echo("\n".join(changes) if changes else "nothing to change: the database is up to date")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,110 @@
+"""The composition root: one flat dependency-injector container, one provider per line.
+
+Nothing connects at import time: resources start in ``init_resources()`` (the app's lifespan or
+a CLI command) and stop in ``shutdown_resources()``. Tests override providers (the catalog with
+the memory twin, the URL with a test server) instead of patching modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from dependency_injector import containers, providers
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.embedded import EmbeddedMongo
+from adapters.html.nh3_sanitizer import Nh3Sanitizer
+from adapters.mongo.client import MongoOptions, create_client
+from adapters.mongo.migrations import bind_documents
+from adapters.mongo.monitoring import DriverMonitor
+from adapters.mongo.product_repository import MongoCatalog
+from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
+from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
+from domain.ports import SystemClock
+from entrypoints.settings import Settings
+
+
+def mongo_url(settings: Settings) -> Iterator[str]:
+    """The configured URL, or the embedded server shared by every process of the data dir."""
+    if settings.mongodb_url:
+        yield settings.mongodb_url
+        return
+    server = EmbeddedMongo(settings.data_dir)
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def mongo_options(settings: Settings) -> MongoOptions:
+    return MongoOptions(
+        max_pool_size=settings.mongodb_max_pool_size,
+        min_pool_size=settings.mongodb_min_pool_size,
+        max_idle_ms=settings.mongodb_max_idle_ms,
+        wait_queue_timeout_ms=settings.mongodb_wait_queue_timeout_ms,
+        timeout_ms=settings.mongodb_timeout_ms,
+    )
+
+
+async def mongo_database(
+    url: str, settings: Settings, options: MongoOptions, monitor: DriverMonitor
+) -> AsyncIterator[AsyncDatabase[Any]]:
+    """A database with the Beanie documents bound to it; the client closes with the resource."""
+    client: Any = create_client(url, options, monitor)
+    try:
+        database = client[settings.mongodb_db]
+        await bind_documents(database)
+        yield database
+    finally:
+        await client.close()
+
+
+@dataclass(frozen=True)
+class UseCases:
+    """Every use case the entrypoints call, resolved once at start-up."""
+
+    create_product: CreateProduct
+    replace_product: ReplaceProduct
+    patch_variant: PatchVariant
+    archive_product: ArchiveProduct
+    get_product: GetProduct
+    get_by_sku: GetProductBySku
+    get_history: GetHistory
+    search: SearchProducts
+    facets: GetFacets
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.Singleton(SystemClock)
+    sanitizer = providers.Singleton(Nh3Sanitizer)
+    monitor = providers.Singleton(DriverMonitor)
+    mongo_options = providers.Singleton(mongo_options, settings)
+    mongo_url = providers.Resource(mongo_url, settings)
+    database = providers.Resource(mongo_database, mongo_url, settings, mongo_options, monitor)
+    catalog = providers.Singleton(MongoCatalog, database)
+
+    use_cases = providers.Singleton(
+        UseCases,
+        create_product=providers.Factory(CreateProduct, catalog, clock, sanitizer),
+        replace_product=providers.Factory(ReplaceProduct, catalog, clock, sanitizer),
+        patch_variant=providers.Factory(PatchVariant, catalog, clock),
+        archive_product=providers.Factory(ArchiveProduct, catalog, clock),
+        get_product=providers.Factory(GetProduct, catalog),
+        get_by_sku=providers.Factory(GetProductBySku, catalog),
+        get_history=providers.Factory(GetHistory, catalog, catalog),
+        search=providers.Factory(SearchProducts, catalog),
+        facets=providers.Factory(GetFacets, catalog),
+    )
+
+
+async def resolve(provider: Any) -> Any:
+    """Providers that depend on async resources answer with an awaitable; others with the value."""
+    value = provider()
+    if hasattr(value, "__await__"):
+        return await value
+    return value

@@ -1,0 +1,62 @@
+"""The FastAPI application: built from a container, resources started in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from adapters.mongo.migrations import migrate
+from entrypoints.container import Container, resolve
+from entrypoints.http import health, products
+from entrypoints.http.problems import install_problem_handlers
+from entrypoints.http.request_id import RequestIdMiddleware
+
+log = structlog.get_logger(__name__)
+StartupHook = Callable[[Container], Awaitable[None]]
+
+
+def _mongo_probe(container: Container) -> Callable[[], Awaitable[Any]]:
+    async def probe() -> Any:
+        database = await resolve(container.database)
+        return await asyncio.wait_for(database.command("ping"), timeout=2.0)
+
+    return probe
+
+
+async def _cache_probe() -> None:
+    """The in-process cache cannot fail; the cache issue replaces this with a Redis ping."""
+
+
+def create_app(container: Container, on_startup: StartupHook | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.init_resources()  # type: ignore[misc]
+        try:
+            # Idempotent, so a server never runs on a catalog without its validators and indexes.
+            changes = await migrate(await resolve(container.database))
+            if changes:
+                log.info("mongodb.migrated", changes=changes)
+            app.state.use_cases = await resolve(container.use_cases)
+            app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe}
+            if on_startup is not None:
+                await on_startup(container)
+            yield
+        finally:
+            await container.shutdown_resources()  # type: ignore[misc]
+
+    app = FastAPI(
+        title="Eyewear catalog",
+        version="0.1.0",
+        description="Frame styles and their SKUs: validated, enriched, searchable.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(products.router)
+    return app

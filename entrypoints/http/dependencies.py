@@ -1,0 +1,43 @@
+"""Request-scoped dependencies: the use cases, the caller, the version precondition."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from domain.errors import ErrorCode, FieldError
+from entrypoints.container import UseCases
+from entrypoints.http.problems import Problem
+
+ANONYMOUS = "anonymous"
+
+
+def use_cases(request: Request) -> UseCases:
+    return request.app.state.use_cases  # type: ignore[no-any-return]
+
+
+async def current_actor() -> str:
+    """Who is calling. The bearer guard of the security issue replaces this one dependency."""
+    return ANONYMOUS
+
+
+def required_version(request: Request) -> int:
+    """The product version named by ``If-Match``; writes without one could lose updates."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() in ("", "*"):
+        raise Problem(428, "send If-Match with the product version (the ETag of your last read)")
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise Problem(412, f"If-Match {header!r} names no version of this product")
+    return int(tag)
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        error = FieldError(None, ErrorCode.INVALID_VALUE, "the body is not valid JSON")
+        raise Problem(400, "the body is not valid JSON", (error,)) from None

@@ -1,0 +1,32 @@
+"""Liveness and readiness (CONTRACT.md 4.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONResponse:
+    """MongoDB down means unavailable; a failing cache only degrades (reads go on without it)."""
+    probes: dict[str, Any] = request.app.state.readiness_probes
+    checks: dict[str, str] = {}
+    for name, probe in probes.items():
+        try:
+            await probe()
+            checks[name] = "ok"
+        except Exception:  # a probe's failure is the answer, not an error of this endpoint
+            checks[name] = "error"
+    if checks.get("mongodb") != "ok":
+        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+    status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
+    return JSONResponse({"status": status, "checks": checks})
