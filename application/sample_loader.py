@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from application.catalog_commands import CreateProduct
-from domain.errors import DomainError
+from domain.errors import DomainError, ErrorCode, ProductConflict
 
 PRODUCT_FIELDS = (
     "style_id",
@@ -58,13 +58,17 @@ def products_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
 
 
 async def load_sample(rows: Iterable[Mapping[str, Any]], create: CreateProduct, actor: str) -> tuple[int, list[str]]:
-    """Creates every product it can; returns how many, and one line per product refused."""
+    """Creates every product it can (skipping those already there); returns how many, and one
+    line per product refused."""
     created = 0
     problems: list[str] = []
     for payload in products_from_rows(rows):
         try:
             await create(payload, actor)
             created += 1
+        except ProductConflict as error:
+            if not any(e.code == ErrorCode.PRODUCT_EXISTS for e in error.errors):
+                problems.append(f"{payload.get('brand')} {payload.get('style_id')}: {error.message}")
         except DomainError as error:
             problems.append(f"{payload.get('brand')} {payload.get('style_id')}: {error.message}")
     return created, problems

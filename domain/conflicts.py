@@ -21,7 +21,5 @@ def sku_taken(sku: str, owner: str | None) -> ProductConflict:
 
 
 def gtin_taken(gtin: str, owner: str | None) -> ProductConflict:
-    message = (
-        f"GTIN {gtin} belongs to product {owner!r}" if owner else f"GTIN {gtin} belongs to another product"
-    )
+    message = f"GTIN {gtin} belongs to product {owner!r}" if owner else f"GTIN {gtin} belongs to another product"
     return ProductConflict(message, (FieldError(f"gtin={gtin}", ErrorCode.GTIN_CONFLICT, message),))

@@ -40,7 +40,7 @@ def _flatten(product: Product | None) -> dict[str, Any]:
 
 
 def changes_between(before: Product | None, after: Product) -> dict[str, dict[str, Any]]:
-    """Field-by-field ``{"from", "to"}``; a creation lists every field from null."""
+    """Field-by-field ``{"from", "to"}``; a creation lists every field that has a value."""
     old, new = _flatten(before), _flatten(after)
     return {
         key: {"from": old.get(key), "to": new.get(key)}

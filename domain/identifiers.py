@@ -19,7 +19,8 @@ def normalise_sku(raw: str) -> str:
 
 def parse_sku(raw: str) -> str:
     sku = normalise_sku(raw)
-    if not _SKU.fullmatch(sku):
+    # ASCII is checked on the raw text: upper() maps some other letters into A-Z ("ſ" -> "S").
+    if not raw.isascii() or not _SKU.fullmatch(sku):
         raise RuleViolation(
             ErrorCode.INVALID_VALUE,
             "a SKU is 3-40 characters of A-Z, 0-9 and '-', starting with a letter or digit",
@@ -30,9 +31,7 @@ def parse_sku(raw: str) -> str:
 def parse_style_id(raw: str) -> str:
     style = raw.strip()
     if not _STYLE.fullmatch(style):
-        raise RuleViolation(
-            ErrorCode.INVALID_VALUE, "a style id is 1-40 characters of A-Z, a-z, 0-9, '-' and '_'"
-        )
+        raise RuleViolation(ErrorCode.INVALID_VALUE, "a style id is 1-40 characters of A-Z, a-z, 0-9, '-' and '_'")
     return style
 
 
@@ -43,27 +42,21 @@ def gtin_check_digit(data: str) -> int:
 
 
 def is_valid_gtin(raw: str) -> bool:
-    return (
-        raw.isascii()
-        and raw.isdigit()
-        and len(raw) in _GTIN_LENGTHS
-        and gtin_check_digit(raw[:-1]) == int(raw[-1])
-    )
+    return raw.isascii() and raw.isdigit() and len(raw) in _GTIN_LENGTHS and gtin_check_digit(raw[:-1]) == int(raw[-1])
 
 
 def parse_gtin(raw: str) -> str:
     """The 14-digit normal form (GTIN-14), so that one trade item has one key whatever its length."""
     gtin = raw.strip()
     if not is_valid_gtin(gtin):
-        raise RuleViolation(
-            ErrorCode.INVALID_GTIN, "a GTIN is 8, 12, 13 or 14 digits with a valid GS1 check digit"
-        )
+        raise RuleViolation(ErrorCode.INVALID_GTIN, "a GTIN is 8, 12, 13 or 14 digits with a valid GS1 check digit")
     return gtin.zfill(14)
 
 
 def slugify(text: str) -> str:
     """Lower-case ASCII; every run of other characters becomes one '-'; trimmed of '-'."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    ascii_text = folded.encode("ascii", "ignore").decode("ascii").lower()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
 
 

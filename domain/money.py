@@ -19,6 +19,14 @@ def parse_currency(raw: str) -> str:
     return currency
 
 
+def _decimal_places(amount: Decimal) -> int:
+    """Significant decimal places, counted on the digits themselves (no context, no rounding)."""
+    _sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + min(trailing_zeros, max(0, -exponent))))
+
+
 def parse_amount(raw: object) -> Decimal:
     """A positive amount with at most 2 decimals, from a JSON number, a string or a Decimal.
 
@@ -34,8 +42,7 @@ def parse_amount(raw: object) -> Decimal:
         raise RuleViolation(ErrorCode.INVALID_VALUE, "a price is a decimal number such as 163.00") from None
     if not amount.is_finite():
         raise RuleViolation(ErrorCode.INVALID_VALUE, "a price is a finite decimal number")
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+    if _decimal_places(amount) > 2:
         raise RuleViolation(ErrorCode.INVALID_VALUE, "a price has at most 2 decimal places")
     if amount <= 0 or amount > MAX_AMOUNT:
         raise RuleViolation(ErrorCode.OUT_OF_RANGE, "a price is above 0 and at most 100000")

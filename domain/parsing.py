@@ -8,7 +8,7 @@ from typing import Any
 from domain.enums import Category, FrameMaterial, FrameShape, Gender, RimType, UvProtection
 from domain.errors import ErrorCode, FieldError, RuleViolation, ThreatDetected, ValidationFailed
 from domain.fields import FieldReader
-from domain.identifiers import parse_gtin, parse_sku, parse_style_id
+from domain.identifiers import parse_gtin, parse_sku, parse_style_id, product_id_for
 from domain.measurements import BRIDGE_WIDTH, LENS_HEIGHT, LENS_WIDTH, TEMPLE_LENGTH, FrameMeasurements
 from domain.money import Money, parse_amount, parse_currency
 from domain.product import ProductDraft, Variant
@@ -50,8 +50,11 @@ def _description(sanitizer: HtmlSanitizer) -> Callable[[str], str]:
     return parse
 
 
-def read_variant(reader: FieldReader, category: Category | None) -> Variant | None:
-    """One SKU, in canonical feed keys (``price`` is the amount, ``currency`` beside it)."""
+def read_variant(reader: FieldReader, category: Category | None, price_reported: bool = False) -> Variant | None:
+    """One SKU, in canonical feed keys (``price`` is the amount, ``currency`` beside it).
+
+    ``price_reported``: the caller already reported the price as malformed; the rest is still read.
+    """
     sku = reader.string("sku", parse_sku)
     errors_before = len(reader.errors)
     gtin = reader.string("gtin", parse_gtin, required=False)
@@ -61,8 +64,9 @@ def read_variant(reader: FieldReader, category: Category | None) -> Variant | No
     bridge = reader.integer("bridge_width_mm", BRIDGE_WIDTH)
     temple = reader.integer("temple_length_mm", TEMPLE_LENGTH)
     height = reader.integer("lens_height_mm", LENS_HEIGHT, required=False)
-    amount = reader.apply("price", parse_amount, reader.raw("price", required=True))
-    currency = reader.string("currency", parse_currency)
+    raw_amount = None if price_reported else reader.raw("price", required=True)
+    amount = None if raw_amount is None else reader.apply("price", parse_amount, raw_amount)
+    currency = None if price_reported else reader.string("currency", parse_currency)
     stock = reader.integer("stock_quantity", (0, 10_000_000), required=False) or 0
     rx = reader.boolean("rx_compatible")
     polarized = reader.boolean("polarized") or False
@@ -83,6 +87,7 @@ def read_variant(reader: FieldReader, category: Category | None) -> Variant | No
         sku is None
         or len(reader.errors) > errors_before
         or category is None
+        or price_reported
         or None in (color_name, lens, bridge, temple, amount, currency)
     ):
         return None
@@ -104,23 +109,21 @@ def read_variant(reader: FieldReader, category: Category | None) -> Variant | No
     )
 
 
-def _api_variant_record(raw: Mapping[str, Any], reader: FieldReader) -> dict[str, Any] | None:
-    """Flattens the API's ``price: {amount, currency}`` into the canonical keys."""
+def _api_variant_record(raw: Mapping[str, Any], reader: FieldReader) -> tuple[dict[str, Any], bool]:
+    """Flattens the API's ``price: {amount, currency}`` into the canonical keys.
+
+    Returns the record and whether a malformed price was already reported.
+    """
     record = dict(raw)
     price = record.pop("price", None)
     if isinstance(price, Mapping):
         record["price"] = price.get("amount")
         record["currency"] = price.get("currency")
     elif price is not None:
-        reader.errors.append(
-            FieldError(
-                reader.name("price")[: -len(".amount")],
-                ErrorCode.INVALID_VALUE,
-                'must be {"amount": "…", "currency": "…"}',
-            )
-        )
-        return None
-    return record
+        field = reader.name("price")[: -len(".amount")]
+        reader.errors.append(FieldError(field, ErrorCode.INVALID_VALUE, 'must be {"amount": "…", "currency": "…"}'))
+        return record, True
+    return record, False
 
 
 def _api_field(prefix: str) -> Callable[[str], str]:
@@ -156,14 +159,14 @@ def parse_product_payload(payload: Any, sanitizer: HtmlSanitizer) -> ProductDraf
             reader.fail(f"variants[{index}]", ErrorCode.INVALID_VALUE, "must be an object")
             continue
         variant_reader = FieldReader({}, _api_field(prefix))
-        record = _api_variant_record(raw, variant_reader)
-        if record is not None:
-            variant_reader.data = record
-            variant = read_variant(variant_reader, fields["category"])
-            if variant is not None:
-                variants.append((index, variant))
+        variant_reader.data, price_reported = _api_variant_record(raw, variant_reader)
+        variant = read_variant(variant_reader, fields["category"], price_reported)
+        if variant is not None:
+            variants.append((index, variant))
         reader.errors.extend(variant_reader.errors)
     reader.errors.extend(duplicate_errors(variants, lambda i: f"variants[{i}]."))
+    if fields["brand"] and fields["style_id"] and not product_id_for(fields["brand"], fields["style_id"]):
+        reader.fail("style_id", ErrorCode.INVALID_VALUE, "brand and style_id together need a letter or a digit")
     if reader.errors:
         raise ValidationFailed("the product is not valid", tuple(reader.errors))
     ordered = tuple(sorted((v for _, v in variants), key=lambda v: v.sku))

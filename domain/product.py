@@ -106,9 +106,7 @@ class Product:
     def create(cls, draft: ProductDraft, now: datetime) -> Product:
         return cls(draft.product_id, draft, ProductStatus.ACTIVE, 1, now, now)
 
-    def _next(
-        self, now: datetime, draft: ProductDraft | None = None, status: ProductStatus | None = None
-    ) -> Product:
+    def _next(self, now: datetime, draft: ProductDraft | None = None, status: ProductStatus | None = None) -> Product:
         return dataclasses.replace(
             self,
             version=self.version + 1,

@@ -120,9 +120,7 @@ class Cursor:
     product_id: str
 
     def encode(self) -> str:
-        raw = json.dumps(
-            {"s": self.sort.value, "v": self.value, "id": self.product_id}, separators=(",", ":")
-        )
+        raw = json.dumps({"s": self.sort.value, "v": self.value, "id": self.product_id}, separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
@@ -132,7 +130,7 @@ class Cursor:
             data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
             cursor = cls(SortOrder(data["s"]), str(data["v"]), str(data["id"]))
             cursor.typed_value()
-        except (ValueError, KeyError, TypeError, binascii.Error, InvalidOperation, UnicodeError):
+        except (ValueError, KeyError, TypeError, binascii.Error, InvalidOperation, UnicodeError, RecursionError):
             raise _invalid("cursor", "is not a cursor this service issued") from None
         if cursor.sort is not sort:
             raise _invalid("cursor", "was issued for another sort order")
@@ -143,10 +141,17 @@ class Cursor:
 
 
 def typed_sort_value(sort: SortOrder, text: str) -> str | Decimal | datetime:
+    """The value of the sort key, refusing what no product can hold (NaN, naive times)."""
     if sort.key == "price":
-        return Decimal(text)
+        amount = Decimal(text)
+        if not amount.is_finite():
+            raise ValueError("a price cursor holds a finite amount")
+        return amount
     if sort.key == "updated_at":
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise ValueError("a time cursor holds an aware time")
+        return moment
     return text
 
 
@@ -204,9 +209,7 @@ def facet_values(product: Product) -> dict[str, tuple[str, ...]]:
 
 def sorted_facet(counts: Mapping[str, int]) -> list[FacetCount]:
     """Count descending, then value: the order the contract fixes."""
-    return [
-        FacetCount(v, n) for v, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n > 0
-    ]
+    return [FacetCount(v, n) for v, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if n > 0]
 
 
 def _invalid(name: str, message: str, code: str = ErrorCode.INVALID_VALUE) -> ValidationFailed:

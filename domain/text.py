@@ -14,7 +14,10 @@ from domain.errors import ErrorCode, RuleViolation
 _TAG = re.compile(r"[a-z0-9-]{1,30}")
 _HEX = re.compile(r"#[0-9A-F]{6}")
 _WORD = re.compile(r"[^\W_]+")
+_LETTER_DIGIT_RUN = re.compile(r"[^\W\d_]+|\d+")
 MAX_TAGS = 20
+#: Long enough for any SKU (40 characters), so a typed SKU prefix is always found.
+MAX_PREFIX = 40
 MAX_IMAGES = 10
 
 
@@ -68,17 +71,20 @@ def keywords_of(*texts: str) -> set[str]:
     """
     words: set[str] = set()
     for text in texts:
-        words.update(search_terms(text))
+        for word in search_terms(text):
+            words.add(word)
+            # "rb3016" is also found as "3016": letter/digit runs are words of their own.
+            words.update(_LETTER_DIGIT_RUN.findall(word))
     keys: set[str] = set()
     for word in words:
         keys.add(word)
-        keys.update(word[:n] for n in range(1, min(len(word), 24)))
+        keys.update(word[:n] for n in range(1, min(len(word), MAX_PREFIX + 1)))
     return keys
 
 
 def search_terms(text: str) -> list[str]:
     """The words of a query or of a searchable field, normalised the same way: case-folded,
     accents removed, split on everything that is not a letter or a digit."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    cleaned = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return _WORD.findall(cleaned)
+    decomposed = unicodedata.normalize("NFKD", text)
+    cleaned = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return _WORD.findall(unicodedata.normalize("NFKD", cleaned))

@@ -36,6 +36,33 @@ def _container(settings: Settings) -> Any:
     return Container(settings=settings)
 
 
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _reachable(url: str, timeout_ms: int) -> str | None:
+    """None when MongoDB answers a ping, else why not (one line)."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    client: Any = MongoClient(url, serverSelectionTimeoutMS=min(timeout_ms, 5000), connect=False)
+    try:
+        client.admin.command("ping")
+    except PyMongoError as error:
+        return str(error).splitlines()[0][:300]
+    finally:
+        client.close()
+    return None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
@@ -45,22 +72,37 @@ def serve(
     """Serve the HTTP API."""
     import uvicorn
 
+    from adapters.embedded import EmbeddedMongo
     from entrypoints.demo import load_demo_catalog
     from entrypoints.http.app import create_app
 
     settings = _settings()
+    if not _port_free(host, port):
+        raise _fail(f"{host}:{port} is already in use; choose another --port")
     base = f"http://{host}:{port}"
-
-    async def announce(container: Any) -> None:
-        if demo:
-            await load_demo_catalog(container)
-        typer.echo(f"Eyewear catalog at {base}\nAPI docs at {base}/docs")
-
-    application = create_app(_container(settings), on_startup=announce)
+    embedded = None
+    if not settings.mongodb_url:
+        # Started here, before uvicorn, so a failure is one clear line instead of a lifespan traceback.
+        embedded = EmbeddedMongo(settings.data_dir)
+        try:
+            settings = settings.model_copy(update={"mongodb_url": embedded.start()})
+        except EmbeddedServerError as error:
+            raise _fail(f"the embedded database did not start: {error}") from None
     try:
+        problem = _reachable(str(settings.mongodb_url), settings.mongodb_timeout_ms)
+        if problem is not None:
+            raise _fail(f"MongoDB cannot be reached: {problem}")
+
+        async def announce(container: Any) -> None:
+            if demo:
+                await load_demo_catalog(container)
+            typer.echo(f"Eyewear catalog at {base}\nAPI docs at {base}/docs")
+
+        application = create_app(_container(settings), on_startup=announce)
         uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
-    except EmbeddedServerError as error:
-        raise _fail(f"the embedded database did not start: {error}") from None
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @app.command()

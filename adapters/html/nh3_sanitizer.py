@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import nh3
 
 from domain.sanitising import DESCRIPTION_POLICY, HtmlPolicy, HtmlSanitizer
 
+#: Passes to reach a fixed point: dropping a tag can leave markup that parses differently again.
+MAX_PASSES = 4
+
+
+def _absolute_urls_only(policy: HtmlPolicy) -> Any:
+    """ammonia lets relative URLs through; ``//host/x`` and ``\\host`` would reach other hosts."""
+    prefixes = tuple(f"{scheme}://" for scheme in policy.url_schemes)
+
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if attribute in ("href", "src"):
+            return value if value.strip().lower().startswith(prefixes) else None
+        return value
+
+    return keep
+
 
 class Nh3Sanitizer(HtmlSanitizer):
-    def sanitize(self, html: str, policy: HtmlPolicy = DESCRIPTION_POLICY) -> str:
+    def _once(self, html: str, policy: HtmlPolicy) -> str:
         return nh3.clean(
             html,
             tags=set(policy.tags),
             attributes={tag: set(names) for tag, names in policy.attributes.items()},
             url_schemes=set(policy.url_schemes),
+            attribute_filter=_absolute_urls_only(policy),
             clean_content_tags={"script", "style"},
             link_rel="noopener noreferrer nofollow",
             strip_comments=True,
         )
+
+    def sanitize(self, html: str, policy: HtmlPolicy = DESCRIPTION_POLICY) -> str:
+        """Idempotent: stored descriptions come back unchanged when they are sent again."""
+        current = self._once(html, policy)
+        for _ in range(MAX_PASSES):
+            again = self._once(current, policy)
+            if again == current:
+                return current
+            current = again
+        return current

@@ -40,10 +40,12 @@ class VariantDocument(BaseModel):
     image_urls: list[str]
 
 
-class ProductDocument(Document):
-    model_config = ConfigDict(extra="forbid")
+class ProductRecord(BaseModel):
+    """The stored fields of a product; pure pydantic, so mapping needs no bound database."""
 
-    id: str = Field(alias="_id")  # type: ignore[assignment]
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(alias="_id")
     style_id: Text
     brand: Text
     name: Text
@@ -67,8 +69,12 @@ class ProductDocument(Document):
     price_min: DecimalAnnotation
     size_classes: list[str]
     skus: list[str]
-    gtins: list[str]
+    gtins: list[str] | None = None
     keywords: list[str]
+
+
+class ProductDocument(ProductRecord, Document):  # type: ignore[misc]
+    """The Beanie document: the ``products`` collection, its indexes and its validator."""
 
     class Settings:
         name = "products"
@@ -77,33 +83,27 @@ class ProductDocument(Document):
         keep_nulls = True
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("skus", ASCENDING)], name="sku_unique", unique=True),
-            IndexModel(
-                [("gtins", ASCENDING)],
-                name="gtin_unique",
-                unique=True,
-                partialFilterExpression={"gtins": {"$type": "string"}},
-            ),
+            # The conditional replace's filter: {_id, version}.
+            IndexModel([("_id", ASCENDING), ("version", ASCENDING)], name="by_id_version"),
+            # Sparse, with the field left out when a product has no GTIN: products without GTINs
+            # never collide, and point lookups by GTIN stay on the index.
+            IndexModel([("gtins", ASCENDING)], name="gtin_unique", unique=True, sparse=True),
             IndexModel([("status", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)], name="by_name"),
             IndexModel([("status", ASCENDING), ("price_min", ASCENDING), ("_id", ASCENDING)], name="by_price"),
             IndexModel([("status", ASCENDING), ("updated_at", DESCENDING), ("_id", DESCENDING)], name="by_updated"),
             IndexModel(
-                [
-                    ("status", ASCENDING),
-                    ("brand_key", ASCENDING),
-                    ("name_key", ASCENDING),
-                    ("_id", ASCENDING),
-                ],
+                [("status", ASCENDING), ("brand_key", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)],
                 name="by_brand",
             ),
-            IndexModel([("keywords", ASCENDING), ("status", ASCENDING)], name="by_keyword"),
-            IndexModel(
-                [("status", ASCENDING), ("variants.currency", ASCENDING), ("variants.price", ASCENDING)],
-                name="by_variant_price",
+            IndexModel([("keywords", ASCENDING)], name="by_keyword"),
+            *(
+                IndexModel([("status", ASCENDING), (field, ASCENDING)], name=f"by_{field}")
+                for field in ("category", "frame_shape", "frame_material", "rim_type", "gender", "face_shapes")
             ),
         ]
 
 
-class HistoryDocument(Document):
+class HistoryRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: str
@@ -112,6 +112,10 @@ class HistoryDocument(Document):
     actor: str
     source: str
     changes: dict[str, Any]
+
+
+class HistoryDocument(HistoryRecord, Document):  # type: ignore[misc]
+    """The Beanie document of ``product_history``: one entry per product version."""
 
     class Settings:
         name = "product_history"

@@ -11,7 +11,7 @@ from typing import Any
 
 from bson import Decimal128
 
-from adapters.mongo.documents import HistoryDocument, ProductDocument, VariantDocument
+from adapters.mongo.documents import HistoryRecord, ProductRecord, VariantDocument
 from domain.enums import Category, FrameMaterial, FrameShape, Gender, ProductStatus, RimType, UvProtection
 from domain.history import HistoryEntry
 from domain.measurements import FrameMeasurements
@@ -43,34 +43,36 @@ def variant_to_document(variant: Variant) -> VariantDocument:
     )
 
 
-def to_document(product: Product) -> ProductDocument:
+def to_document(product: Product) -> ProductRecord:
     d = product.draft
-    return ProductDocument(
-        _id=product.product_id,
-        style_id=d.style_id,
-        brand=d.brand,
-        name=d.name,
-        category=d.category.value,
-        frame_shape=d.frame_shape.value,
-        frame_material=d.frame_material.value,
-        rim_type=d.rim_type.value,
-        gender=d.gender.value,
-        description_html=d.description_html,
-        tags=list(d.tags),
-        face_shapes=[s.value for s in product.face_shapes],
-        status=product.status.value,
-        version=product.version,
-        created_at=product.created_at,
-        updated_at=product.updated_at,
-        completeness=product.completeness,
-        variants=[variant_to_document(v) for v in product.variants],
-        brand_key=d.brand.casefold(),
-        name_key=product.name_key,
-        price_min=product.price_min,
-        size_classes=[s.value for s in product.size_classes],
-        skus=list(product.skus),
-        gtins=list(product.gtins),
-        keywords=list(product.keywords),
+    return ProductRecord.model_validate(
+        dict(
+            _id=product.product_id,
+            style_id=d.style_id,
+            brand=d.brand,
+            name=d.name,
+            category=d.category.value,
+            frame_shape=d.frame_shape.value,
+            frame_material=d.frame_material.value,
+            rim_type=d.rim_type.value,
+            gender=d.gender.value,
+            description_html=d.description_html,
+            tags=list(d.tags),
+            face_shapes=[s.value for s in product.face_shapes],
+            status=product.status.value,
+            version=product.version,
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+            completeness=product.completeness,
+            variants=[variant_to_document(v) for v in product.variants],
+            brand_key=d.brand.casefold(),
+            name_key=product.name_key,
+            price_min=product.price_min,
+            size_classes=[s.value for s in product.size_classes],
+            skus=list(product.skus),
+            gtins=list(product.gtins) or None,
+            keywords=list(product.keywords),
+        )
     )
 
 
@@ -93,7 +95,7 @@ def variant_to_domain(doc: VariantDocument) -> Variant:
     )
 
 
-def to_domain(doc: ProductDocument) -> Product:
+def to_domain(doc: ProductRecord) -> Product:
     draft = ProductDraft(
         style_id=doc.style_id,
         brand=doc.brand,
@@ -129,26 +131,30 @@ def bson_of(value: Any) -> Any:
 
 
 def product_to_bson(product: Product) -> dict[str, Any]:
-    return bson_of(to_document(product).model_dump(by_alias=True, exclude={"revision_id"}))  # type: ignore[no-any-return]
+    document = to_document(product)
+    excluded = {"revision_id"} | ({"gtins"} if document.gtins is None else set())
+    return bson_of(document.model_dump(by_alias=True, exclude=excluded))  # type: ignore[no-any-return]
 
 
 def product_from_bson(raw: dict[str, Any]) -> Product:
-    return to_domain(ProductDocument.model_validate(raw))
+    return to_domain(ProductRecord.model_validate(raw))
 
 
 def history_to_bson(entry: HistoryEntry) -> dict[str, Any]:
-    doc = HistoryDocument(
-        product_id=entry.product_id,
-        version=entry.version,
-        at=entry.at,
-        actor=entry.actor,
-        source=entry.source,
-        changes=entry.changes,
+    doc = HistoryRecord.model_validate(
+        {
+            "product_id": entry.product_id,
+            "version": entry.version,
+            "at": entry.at,
+            "actor": entry.actor,
+            "source": entry.source,
+            "changes": entry.changes,
+        }
     )
     return doc.model_dump(exclude={"id", "revision_id"})
 
 
-def history_to_domain(doc: HistoryDocument) -> HistoryEntry:
+def history_to_domain(doc: HistoryRecord) -> HistoryEntry:
     return HistoryEntry(
         product_id=doc.product_id,
         version=doc.version,

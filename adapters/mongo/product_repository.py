@@ -14,7 +14,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from adapters.mongo.documents import HistoryDocument, ProductDocument
+from adapters.mongo.documents import HistoryDocument, HistoryRecord, ProductDocument
 from adapters.mongo.mapping import history_to_bson, history_to_domain, product_from_bson, product_to_bson
 from domain.conflicts import gtin_taken, product_exists, sku_taken
 from domain.errors import ProductConflict, ProductNotFound, VersionMismatch
@@ -78,6 +78,42 @@ def filter_document(filters: SearchFilters) -> dict[str, Any]:
             variant["size_class"] = filters.size_class.value
         query["variants"] = {"$elemMatch": variant}
     return query
+
+
+#: Equality filters that can drive an index lookup, most selective first.
+_DRIVERS = (
+    ("brand", "brand_key"),
+    ("frame_shape", "frame_shape"),
+    ("face_shape", "face_shapes"),
+    ("frame_material", "frame_material"),
+    ("category", "category"),
+    ("gender", "gender"),
+    ("rim_type", "rim_type"),
+)
+
+
+def driver_match(filters: SearchFilters) -> dict[str, Any]:
+    """The one equality the index lookup starts from; the full filter follows as a second stage.
+
+    Leading with a single indexed equality keeps every query shape on an index, also on servers
+    whose planner (like SecantusDB's) only uses an index whose leading fields are exactly the
+    filter's fields; MongoDB merges the two stages and plans them together.
+    """
+    if filters.terms:
+        return {"keywords": max(filters.terms, key=len)}
+    condition = filter_document(SearchFilters(**{name: getattr(filters, name) for name, _ in _DRIVERS}))
+    for name, path in _DRIVERS:
+        if getattr(filters, name) is not None:
+            return {"status": "active", path: condition[path]}
+    return {"status": "active"}
+
+
+def search_pipeline(filters: SearchFilters, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``$match`` on the indexed driver, then on the whole filter (and the cursor, when paging)."""
+    condition = filter_document(filters)
+    if extra is not None:
+        condition = {"$and": [condition, extra]}
+    return [{"$match": driver_match(filters)}, {"$match": condition}]
 
 
 def _cursor_condition(query: SearchQuery) -> dict[str, Any] | None:
@@ -162,13 +198,14 @@ class MongoCatalog(ProductRepository, ProductHistory):
             raise await self._conflict(error, product, new=False) from None
 
     async def search(self, query: SearchQuery) -> Page[Product]:
-        condition = filter_document(query.filters)
-        if condition is _MATCH_NOTHING:
+        if query.filters.q_given and not query.filters.terms:
             return Page((), None)
-        after = _cursor_condition(query)
-        if after is not None:
-            condition = {"$and": [condition, after]}
-        cursor = self.products.find(condition).sort(sort_document(query.sort)).limit(query.limit + 1)
+        pipeline = [
+            *search_pipeline(query.filters, _cursor_condition(query)),
+            {"$sort": dict(sort_document(query.sort))},
+            {"$limit": query.limit + 1},
+        ]
+        cursor = await self.products.aggregate(pipeline)
         items = tuple([product_from_bson(raw) async for raw in cursor])
         if len(items) > query.limit:
             items = items[: query.limit]
@@ -176,17 +213,17 @@ class MongoCatalog(ProductRepository, ProductHistory):
         return Page(items, None)
 
     async def facets(self, filters: SearchFilters) -> Facets:
-        condition = filter_document(filters)
-        if condition is _MATCH_NOTHING:
+        if filters.q_given and not filters.terms:
             return {name: [] for name in _FACET_PATHS}
         stages: dict[str, list[dict[str, Any]]] = {}
         for name, path in _FACET_PATHS.items():
             unwind = [{"$unwind": f"${path}"}] if path in _ARRAY_PATHS else []
             stages[name] = [*unwind, {"$group": {"_id": f"${path}", "count": {"$sum": 1}}}]
-        cursor = await self.products.aggregate([{"$match": condition}, {"$facet": stages}])
+        cursor = await self.products.aggregate([*search_pipeline(filters), {"$facet": stages}])
         result = (await cursor.to_list(1))[0]
         return {name: sorted_facet({row["_id"]: row["count"] for row in result[name]}) for name in _FACET_PATHS}
 
     async def entries(self, product_id: str) -> list[HistoryEntry]:
-        cursor = HistoryDocument.find(HistoryDocument.product_id == product_id).sort("+version")
-        return [history_to_domain(doc) for doc in await cursor.to_list()]
+        # Through this repository's own database, never Beanie's process-wide binding.
+        cursor = self.history.find({"product_id": product_id}, {"_id": 0}).sort("version", ASCENDING)
+        return [history_to_domain(HistoryRecord.model_validate(raw)) async for raw in cursor]

@@ -1,0 +1,6 @@
+"""The embedded default MongoDB: a SecantusDB child process shared by the data dir's processes."""
+
+from adapters.embedded.process import EmbeddedServerError
+from adapters.embedded.secantus import EmbeddedMongo
+
+__all__ = ["EmbeddedMongo", "EmbeddedServerError"]

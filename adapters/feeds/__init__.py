@@ -1,0 +1,1 @@
+"""Feed adapters: readers and generators of SKU Genie feed files (see FEED.md)."""

@@ -1,0 +1,210 @@
+"""Use cases over the memory twin: the behaviour callers rely on, checked by state."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from adapters.html.nh3_sanitizer import Nh3Sanitizer
+from adapters.memory.catalog import MemoryCatalog
+from adapters.memory.clock import FixedClock
+from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
+from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
+from application.sample_loader import load_sample, products_from_rows
+from domain.errors import ErrorCode, ProductConflict, ProductNotFound, ValidationFailed, VersionMismatch
+from tests.builders import payload, variant
+
+
+@pytest.fixture
+def repo() -> MemoryCatalog:
+    return MemoryCatalog()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def create(repo: MemoryCatalog, clock: FixedClock) -> CreateProduct:
+    return CreateProduct(repo, clock, Nh3Sanitizer())
+
+
+@pytest.fixture
+def replace(repo: MemoryCatalog, clock: FixedClock) -> ReplaceProduct:
+    return ReplaceProduct(repo, clock, Nh3Sanitizer())
+
+
+async def test_create_derives_and_records(create: CreateProduct, repo: MemoryCatalog) -> None:
+    product = await create(payload(description_html='<p onclick="x()">Hi<script>alert(1)</script></p>'), "alice")
+    assert product.product_id == "ray-ban-rb3016"
+    assert product.version == 1
+    assert product.draft.description_html == "<p>Hi</p>"
+    assert [e.actor for e in await GetHistory(repo, repo)(product.product_id)] == ["alice"]
+
+
+async def test_create_names_the_conflicting_sku_by_its_place_in_the_body(create: CreateProduct) -> None:
+    await create(payload(), "a")
+    body = payload("OTHER", variants=[variant("OTHER-A"), variant(" rb3016-blk-51 ")])
+    with pytest.raises(ProductConflict) as caught:
+        await create(body, "a")
+    assert [(e.field, e.code) for e in caught.value.errors] == [("variants[1].sku", ErrorCode.SKU_CONFLICT)]
+
+
+async def test_replace_bumps_the_version_by_one_and_ignores_read_only_fields(
+    create: CreateProduct, replace: ReplaceProduct, repo: MemoryCatalog
+) -> None:
+    created = await create(payload(), "a")
+    body = payload(name="Club Two", product_id="ignored", version=99, completeness=0.1, status="archived")
+    body["variants"][0]["size_label"] = "nonsense"
+    replaced = await replace(created.product_id, body, 1, "b")
+    assert (replaced.version, replaced.name, replaced.status.value) == (2, "Club Two", "active")
+    assert replaced.created_at == created.created_at < replaced.updated_at
+    history = await GetHistory(repo, repo)(created.product_id)
+    assert [(e.version, e.actor) for e in history] == [(1, "a"), (2, "b")]
+
+
+async def test_replace_with_the_same_content_changes_nothing(create: CreateProduct, replace: ReplaceProduct) -> None:
+    created = await create(payload(), "a")
+    assert await replace(created.product_id, payload(), 1, "b") == created
+
+
+async def test_replace_refuses_stale_versions_and_identity_changes(
+    create: CreateProduct, replace: ReplaceProduct
+) -> None:
+    created = await create(payload(), "a")
+    with pytest.raises(VersionMismatch):
+        await replace(created.product_id, payload(name="X"), 7, "b")
+    with pytest.raises(ValidationFailed) as caught:
+        await replace(created.product_id, payload(style_id="OTHER"), 1, "b")
+    assert caught.value.errors[0].field == "style_id"
+    with pytest.raises(ProductNotFound):
+        await replace("missing", payload(), 1, "b")
+
+
+async def test_concurrent_replaces_with_one_version_let_exactly_one_through(
+    create: CreateProduct, replace: ReplaceProduct
+) -> None:
+    created = await create(payload(), "a")
+    results = await asyncio.gather(
+        *(replace(created.product_id, payload(name=f"N{i}"), 1, f"u{i}") for i in range(8)), return_exceptions=True
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, VersionMismatch) for r in results if isinstance(r, Exception))
+
+
+async def test_patch_price_and_stock(create: CreateProduct, repo: MemoryCatalog, clock: FixedClock) -> None:
+    await create(payload(), "a")
+    patch = PatchVariant(repo, clock)
+    after = await patch("rb3016-blk-51", {"price": {"amount": "99.5"}, "stock_quantity": 0}, 1, "b")
+    v = after.variant("RB3016-BLK-51")
+    assert v is not None
+    assert (v.price.amount, v.price.currency, v.stock_quantity, after.version) == (Decimal("99.50"), "EUR", 0, 2)
+    assert (await patch("RB3016-BLK-51", {"price": "99.50"}, 2, "b")).version == 2
+    assert (await patch("RB3016-BLK-51", {"price": "12"}, 2, "b")).variant("RB3016-BLK-51").price.amount == 12
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({}, "price", ErrorCode.MISSING_FIELD),
+        ({"price": {"amount": "1.001"}}, "price.amount", ErrorCode.INVALID_VALUE),
+        ({"price": {"amount": "1", "currency": "euro"}}, "price.currency", ErrorCode.INVALID_VALUE),
+        ({"stock_quantity": -1}, "stock_quantity", ErrorCode.OUT_OF_RANGE),
+        ({"stock_quantity": {"$gt": 0}}, "stock_quantity.$gt", ErrorCode.THREAT_DETECTED),
+        ([1], None, ErrorCode.INVALID_VALUE),
+    ],
+)
+async def test_patch_refuses_bad_input_precisely(
+    create: CreateProduct, repo: MemoryCatalog, clock: FixedClock, body: object, field: str | None, code: str
+) -> None:
+    created = await create(payload(), "a")
+    with pytest.raises(ValidationFailed) as caught:
+        await PatchVariant(repo, clock)("RB3016-BLK-51", body, 1, "b")
+    assert (caught.value.errors[0].field, caught.value.errors[0].code) == (field, code)
+    assert await repo.get(created.product_id) == created
+
+
+async def test_patch_unknown_sku_and_stale_version(
+    create: CreateProduct, repo: MemoryCatalog, clock: FixedClock
+) -> None:
+    await create(payload(), "a")
+    with pytest.raises(ProductNotFound):
+        await PatchVariant(repo, clock)("NOPE-1", {"stock_quantity": 1}, 1, "b")
+    with pytest.raises(VersionMismatch):
+        await PatchVariant(repo, clock)("RB3016-BLK-51", {"stock_quantity": 1}, 3, "b")
+
+
+async def test_archive_hides_from_search_but_stays_readable(
+    create: CreateProduct, repo: MemoryCatalog, clock: FixedClock
+) -> None:
+    created = await create(payload(), "a")
+    archive = ArchiveProduct(repo, clock)
+    archived = await archive(created.product_id, "m")
+    assert (archived.status.value, archived.version) == ("archived", 2)
+    assert await archive(created.product_id, "m") == archived
+    assert (await GetProduct(repo)(created.product_id)).status.value == "archived"
+    assert (await GetProductBySku(repo)(" rb3016-blk-51")).product_id == created.product_id
+    assert (await SearchProducts(repo)({})).items == ()
+    assert (await GetFacets(repo)({}))["brand"] == []
+    with pytest.raises(ProductNotFound):
+        await archive("missing", "m")
+
+
+async def test_archive_retries_when_a_write_slips_in_between(
+    create: CreateProduct, repo: MemoryCatalog, clock: FixedClock, replace: ReplaceProduct
+) -> None:
+    created = await create(payload(), "a")
+    original_replace = repo.replace
+    raced = False
+
+    async def racing_replace(product, expected_version, entry):  # type: ignore[no-untyped-def]
+        nonlocal raced
+        if not raced:
+            raced = True
+            await replace(created.product_id, payload(name="Sneaky"), expected_version, "other")
+        await original_replace(product, expected_version, entry)
+
+    repo.replace = racing_replace  # type: ignore[method-assign]
+    archived = await ArchiveProduct(repo, clock)(created.product_id, "m")
+    assert (archived.version, archived.name, archived.status.value) == (3, "Sneaky", "archived")
+
+
+async def test_reads_of_missing_things(repo: MemoryCatalog) -> None:
+    with pytest.raises(ProductNotFound):
+        await GetProduct(repo)("x")
+    with pytest.raises(ProductNotFound):
+        await GetProductBySku(repo)("x-1")
+    with pytest.raises(ProductNotFound):
+        await GetHistory(repo, repo)("x")
+
+
+async def test_sample_loader_groups_rows_by_brand_and_style(create: CreateProduct, repo: MemoryCatalog) -> None:
+    row = {
+        "brand": "B",
+        "style_id": "S1",
+        "model_name": "M",
+        "category": "eyeglasses",
+        "frame_shape": "round",
+        "frame_material": "metal",
+        "rim_type": "rimless",
+        "color_name": "Gold",
+        "lens_width_mm": 50,
+        "bridge_width_mm": 20,
+        "temple_length_mm": 140,
+        "price": "10.00",
+        "currency": "EUR",
+    }
+    rows = [
+        {**row, "sku": "S1-A"},
+        {**row, "sku": "S1-B"},
+        {**row, "style_id": "S2", "sku": "S2-A"},
+        {**row, "style_id": "S3", "sku": "S3-A", "lens_width_mm": 5},
+    ]
+    assert [len(p["variants"]) for p in products_from_rows(rows)] == [2, 1, 1]
+    created, problems = await load_sample(rows, create, "demo")
+    assert created == 2
+    assert len(problems) == 1 and "S3" in problems[0]
+    assert (await repo.get("b-s1")).skus == ("S1-A", "S1-B")
