@@ -11,34 +11,12 @@ from typing import Any
 
 from application.catalog_commands import CreateProduct
 from domain.errors import DomainError, ErrorCode, ProductConflict
+from domain.feed import PRODUCT_FIELDS as FEED_PRODUCT_FIELDS
+from domain.feed import VARIANT_FIELDS as FEED_VARIANT_FIELDS
 
-PRODUCT_FIELDS = (
-    "style_id",
-    "brand",
-    "category",
-    "frame_shape",
-    "frame_material",
-    "rim_type",
-    "gender",
-    "description_html",
-    "tags",
-)
-VARIANT_FIELDS = (
-    "sku",
-    "gtin",
-    "color_name",
-    "color_hex",
-    "lens_width_mm",
-    "bridge_width_mm",
-    "temple_length_mm",
-    "lens_height_mm",
-    "stock_quantity",
-    "rx_compatible",
-    "polarized",
-    "lens_category",
-    "uv_protection",
-    "image_urls",
-)
+#: Feed fields carried over unchanged ("model_name" becomes "name", price and currency become "price").
+PRODUCT_FIELDS = tuple(name for name in FEED_PRODUCT_FIELDS if name != "model_name")
+VARIANT_FIELDS = tuple(name for name in FEED_VARIANT_FIELDS if name not in ("price", "currency"))
 
 
 def products_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

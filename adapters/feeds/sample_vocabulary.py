@@ -9,64 +9,19 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-#: Feed field order used when writing rows: the order of the FEED.md field table.
-FIELD_ORDER: tuple[str, ...] = (
-    "sku",
-    "gtin",
-    "style_id",
-    "brand",
-    "model_name",
-    "category",
-    "frame_shape",
-    "frame_material",
-    "rim_type",
-    "gender",
-    "color_name",
-    "color_hex",
-    "lens_width_mm",
-    "bridge_width_mm",
-    "temple_length_mm",
-    "lens_height_mm",
-    "price",
-    "currency",
-    "stock_quantity",
-    "rx_compatible",
-    "polarized",
-    "lens_category",
-    "uv_protection",
-    "description_html",
-    "image_urls",
-    "tags",
-)
+from domain.enums import Category, FrameMaterial, FrameShape, Gender, RimType, UvProtection
+from domain.feed import FEED_FIELDS
 
-# The FEED.md enums, in table order.
-CATEGORIES: tuple[str, ...] = ("eyeglasses", "sunglasses")
-FRAME_SHAPES: tuple[str, ...] = (
-    "rectangle",
-    "square",
-    "round",
-    "oval",
-    "cat-eye",
-    "aviator",
-    "wayfarer",
-    "browline",
-    "butterfly",
-    "geometric",
-)
-FRAME_MATERIALS: tuple[str, ...] = (
-    "acetate",
-    "metal",
-    "titanium",
-    "stainless-steel",
-    "tr90",
-    "ultem",
-    "carbon-fiber",
-    "wood",
-    "mixed",
-)
-RIM_TYPES: tuple[str, ...] = ("full-rim", "semi-rimless", "rimless")
-GENDERS: tuple[str, ...] = ("men", "women", "unisex", "kids")
-UV_PROTECTIONS: tuple[str, ...] = ("UV400", "UV380")
+#: Feed field order used when writing rows: the order of the FEED.md field table.
+FIELD_ORDER: tuple[str, ...] = FEED_FIELDS
+
+# The FEED.md enums, in table order (the domain's enums are declared in that order).
+CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+FRAME_SHAPES: tuple[str, ...] = tuple(s.value for s in FrameShape)
+FRAME_MATERIALS: tuple[str, ...] = tuple(m.value for m in FrameMaterial)
+RIM_TYPES: tuple[str, ...] = tuple(r.value for r in RimType)
+GENDERS: tuple[str, ...] = tuple(g.value for g in Gender)
+UV_PROTECTIONS: tuple[str, ...] = tuple(u.value for u in UvProtection)
 
 # Relative frequencies used when filling styles beyond the "every value once" guarantee.
 SHAPE_WEIGHTS: tuple[int, ...] = (16, 12, 12, 8, 10, 9, 10, 6, 5, 5)
