@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from application.authorization import Authorizer, Caller
 from domain.errors import (
     ErrorCode,
     FieldError,
@@ -21,6 +22,7 @@ from domain.money import Money, parse_amount, parse_currency
 from domain.parsing import parse_product_payload, refuse_threats
 from domain.ports import Clock, ProductRepository
 from domain.product import Product
+from domain.rbac import Permission
 from domain.sanitising import HtmlSanitizer
 
 
@@ -46,32 +48,46 @@ def _locate_conflicts(error: ProductConflict, payload: Mapping[str, Any]) -> Pro
 
 
 class CreateProduct:
-    def __init__(self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer) -> None:
+    def __init__(
+        self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer, authorizer: Authorizer
+    ) -> None:
         self.products = products
         self.clock = clock
         self.sanitizer = sanitizer
+        self.authorizer = authorizer
 
-    async def __call__(self, payload: Mapping[str, Any], actor: str, source: str = API_SOURCE) -> Product:
+    async def __call__(self, payload: Mapping[str, Any], caller: Caller, source: str = API_SOURCE) -> Product:
+        await self.authorizer.precheck(caller, Permission.PRODUCT_WRITE, "product")
         draft = parse_product_payload(payload, self.sanitizer)
+        await self.authorizer.require(caller, Permission.PRODUCT_WRITE, f"product:{draft.product_id}", (draft.brand,))
         product = Product.create(draft, self.clock.now())
         try:
-            await self.products.add(product, record_change(None, product, actor, source))
+            await self.products.add(product, record_change(None, product, caller.actor, source))
         except ProductConflict as conflict:
             raise _locate_conflicts(conflict, payload) from None
         return product
 
 
 class ReplaceProduct:
-    def __init__(self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer) -> None:
+    def __init__(
+        self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer, authorizer: Authorizer
+    ) -> None:
         self.products = products
         self.clock = clock
         self.sanitizer = sanitizer
+        self.authorizer = authorizer
 
-    async def __call__(self, product_id: str, payload: Mapping[str, Any], expected_version: int, actor: str) -> Product:
+    async def __call__(
+        self, product_id: str, payload: Mapping[str, Any], expected_version: int, caller: Caller
+    ) -> Product:
+        resource = f"product:{product_id}"
+        await self.authorizer.precheck(caller, Permission.PRODUCT_WRITE, resource)
         current = await self.products.get(product_id)
         if current is None:
+            await self.authorizer.require(caller, Permission.PRODUCT_WRITE, resource)
             raise ProductNotFound(f"no product {product_id!r}")
         draft = parse_product_payload(payload, self.sanitizer)
+        await self.authorizer.require(caller, Permission.PRODUCT_WRITE, resource, (current.brand, draft.brand))
         if draft.product_id != current.product_id:
             message = f"brand and style_id identify the product; they make {draft.product_id!r}, not {product_id!r}"
             raise ValidationFailed(message, (FieldError("style_id", ErrorCode.INVALID_VALUE, message),))
@@ -81,7 +97,8 @@ class ReplaceProduct:
             return current
         product = current.replaced_by(draft, self.clock.now())
         try:
-            await self.products.replace(product, expected_version, record_change(current, product, actor, API_SOURCE))
+            entry = record_change(current, product, caller.actor, API_SOURCE)
+            await self.products.replace(product, expected_version, entry)
         except ProductConflict as conflict:
             raise _locate_conflicts(conflict, payload) from None
         return product
@@ -90,16 +107,20 @@ class ReplaceProduct:
 class PatchVariant:
     """Price and stock of one SKU: the two things that change every day."""
 
-    def __init__(self, products: ProductRepository, clock: Clock) -> None:
+    def __init__(self, products: ProductRepository, clock: Clock, authorizer: Authorizer) -> None:
         self.products = products
         self.clock = clock
+        self.authorizer = authorizer
 
-    async def __call__(self, sku: str, payload: Any, expected_version: int, actor: str) -> Product:
+    async def __call__(self, sku: str, payload: Any, expected_version: int, caller: Caller) -> Product:
         sku = normalise_sku(sku)
+        await self.authorizer.precheck(caller, Permission.PRODUCT_WRITE, f"sku:{sku}")
         current = await self.products.get_by_sku(sku)
         variant = current.variant(sku) if current else None
         if current is None or variant is None:
+            await self.authorizer.require(caller, Permission.PRODUCT_WRITE, f"sku:{sku}")
             raise ProductNotFound(f"no SKU {sku!r}")
+        await self.authorizer.require(caller, Permission.PRODUCT_WRITE, f"sku:{sku}", (current.brand,))
         if not isinstance(payload, Mapping):
             error = FieldError(None, ErrorCode.INVALID_VALUE, "the body must be a JSON object")
             raise ValidationFailed("the body must be a JSON object", (error,))
@@ -129,7 +150,9 @@ class PatchVariant:
         if changed == variant:
             return current
         product = current.with_variant(changed, self.clock.now())
-        await self.products.replace(product, expected_version, record_change(current, product, actor, API_SOURCE))
+        await self.products.replace(
+            product, expected_version, record_change(current, product, caller.actor, API_SOURCE)
+        )
         return product
 
 
@@ -138,11 +161,19 @@ class ArchiveProduct:
 
     ATTEMPTS = 5
 
-    def __init__(self, products: ProductRepository, clock: Clock) -> None:
+    def __init__(self, products: ProductRepository, clock: Clock, authorizer: Authorizer) -> None:
         self.products = products
         self.clock = clock
+        self.authorizer = authorizer
 
-    async def __call__(self, product_id: str, actor: str) -> Product:
+    async def __call__(self, product_id: str, caller: Caller) -> Product:
+        resource = f"product:{product_id}"
+        await self.authorizer.precheck(caller, Permission.PRODUCT_ARCHIVE, resource)
+        current = await self.products.get(product_id)
+        if current is None:
+            await self.authorizer.require(caller, Permission.PRODUCT_ARCHIVE, resource)
+            raise ProductNotFound(f"no product {product_id!r}")
+        await self.authorizer.require(caller, Permission.PRODUCT_ARCHIVE, resource, (current.brand,))
         for _ in range(self.ATTEMPTS):
             current = await self.products.get(product_id)
             if current is None:
@@ -152,7 +183,7 @@ class ArchiveProduct:
             product = current.archived(self.clock.now())
             try:
                 await self.products.replace(
-                    product, current.version, record_change(current, product, actor, API_SOURCE)
+                    product, current.version, record_change(current, product, caller.actor, API_SOURCE)
                 )
             except VersionMismatch:
                 continue

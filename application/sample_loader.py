@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from application.authorization import Caller
 from application.catalog_commands import CreateProduct
 from domain.errors import DomainError, ErrorCode, ProductConflict
 from domain.feed import PRODUCT_FIELDS as FEED_PRODUCT_FIELDS
@@ -35,14 +36,16 @@ def products_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
     return list(products.values())
 
 
-async def load_sample(rows: Iterable[Mapping[str, Any]], create: CreateProduct, actor: str) -> tuple[int, list[str]]:
+async def load_sample(
+    rows: Iterable[Mapping[str, Any]], create: CreateProduct, caller: Caller
+) -> tuple[int, list[str]]:
     """Creates every product it can (skipping those already there); returns how many, and one
     line per product refused."""
     created = 0
     problems: list[str] = []
     for payload in products_from_rows(rows):
         try:
-            await create(payload, actor)
+            await create(payload, caller)
             created += 1
         except ProductConflict as error:
             if not any(e.code == ErrorCode.PRODUCT_EXISTS for e in error.errors):

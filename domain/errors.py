@@ -70,6 +70,10 @@ class ProductConflict(DomainError):
     """The product, one of its SKUs or one of its GTINs already belongs to the catalog."""
 
 
+class AccessDenied(DomainError):
+    """The caller is known but no role grants what it asked for (or the brand is out of scope)."""
+
+
 class VersionMismatch(DomainError):
     """The caller's version is not the stored one: somebody else wrote first."""
 

@@ -11,6 +11,7 @@ import typer
 from adapters.embedded import EmbeddedServerError
 from entrypoints.settings import Settings, SettingsError, load_settings
 
+DEMO_TOKEN_TTL_SECONDS = 12 * 3600
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The eyewear catalog service.")
 
 
@@ -73,6 +74,7 @@ def serve(
     import uvicorn
 
     from adapters.embedded import EmbeddedMongo
+    from entrypoints.container import resolve
     from entrypoints.demo import load_demo_catalog
     from entrypoints.http.app import create_app
 
@@ -93,13 +95,29 @@ def serve(
         if problem is not None:
             raise _fail(f"MongoDB cannot be reached: {problem}")
 
-        async def announce(container: Any) -> None:
+        announcement = [f"Eyewear catalog at {base}", f"API docs at {base}/docs"]
+
+        async def prepare(container: Any) -> None:
             if demo:
                 await load_demo_catalog(container)
-            typer.echo(f"Eyewear catalog at {base}\nAPI docs at {base}/docs")
+                issued = (await resolve(container.token_issuer)).issue(
+                    subject="demo-admin", roles=["admin"], ttl_seconds=DEMO_TOKEN_TTL_SECONDS
+                )
+                announcement.append(f"Demo admin token (valid {DEMO_TOKEN_TTL_SECONDS // 3600} h):")
+                announcement.append(issued.token)
+                announcement.append(f'Try: curl -H "Authorization: Bearer <token>" "{base}/api/v1/products?limit=2"')
 
-        application = create_app(_container(settings), on_startup=announce)
-        uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+        class AnnouncingServer(uvicorn.Server):
+            """Prints the URLs (and the demo token) once the socket listens, not before."""
+
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets=sockets)
+                if self.started:
+                    typer.echo("\n".join(announcement))
+
+        application = create_app(_container(settings), on_startup=prepare)
+        config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False)
+        AnnouncingServer(config).run()
     finally:
         if embedded is not None:
             embedded.stop()
@@ -130,6 +148,40 @@ def migrate() -> None:
     except Exception as error:  # one line, never a traceback
         raise _fail(f"migration failed: {type(error).__name__}: {error}") from None
     typer.echo("\n".join(changes) if changes else "nothing to change: the database is up to date")
+
+
+@app.command()
+def token(
+    subject: Annotated[str, typer.Option(help="the token's sub")],
+    role: Annotated[list[str], typer.Option(help="a role (repeat for several)")],
+    brand: Annotated[list[str] | None, typer.Option(help="limit writes to these brands (repeatable)")] = None,
+    ttl: Annotated[int | None, typer.Option(min=1, max=86_400, help="seconds; default from settings")] = None,
+) -> None:
+    """Print one signed access token (only the token, on stdout)."""
+    from domain.rbac import Role
+
+    settings = _settings()
+    known = {r.value for r in Role}
+    unknown = [r for r in role if r not in known]
+    if unknown:
+        raise _fail(f"unknown role {unknown[0]!r}; roles are: {', '.join(sorted(known))}", 2)
+    if not subject.strip():
+        raise _fail("--subject must not be empty", 2)
+    from adapters.auth.access_tokens import AccessTokenIssuer
+    from entrypoints.container import signing_keys
+
+    try:
+        keys = signing_keys(settings)
+    except Exception as error:  # one line, never a traceback
+        raise _fail(f"cannot load the signing keys: {error}") from None
+    issuer = AccessTokenIssuer(keys, settings.jwt_issuer, settings.jwt_audience)
+    issued = issuer.issue(
+        subject=subject.strip(),
+        roles=role,
+        brands=brand or [],
+        ttl_seconds=ttl or settings.access_token_ttl_seconds,
+    )
+    typer.echo(issued.token)
 
 
 def main() -> None:

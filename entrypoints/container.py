@@ -14,12 +14,18 @@ from typing import Any
 from dependency_injector import containers, providers
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.auth.access_tokens import AccessTokenIssuer, AccessTokenVerifier
+from adapters.auth.keys import SigningKeys
 from adapters.embedded import EmbeddedMongo
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
+from adapters.memory.revocations import MemoryRevocationList
+from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.migrations import bind_documents
 from adapters.mongo.monitoring import DriverMonitor
 from adapters.mongo.product_repository import MongoCatalog
+from application.audit_queries import ReadAudit
+from application.authorization import Authorizer
 from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
 from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
 from domain.ports import SystemClock
@@ -62,6 +68,23 @@ async def mongo_database(
         await client.close()
 
 
+def signing_keys(settings: Settings) -> SigningKeys:
+    """The configured private JWK set, or the one generated (0600) in the data dir."""
+    if settings.signing_keys_file is not None:
+        return SigningKeys.load(settings.signing_keys_file)
+    return SigningKeys.load_or_generate(settings.data_dir)
+
+
+@dataclass(frozen=True)
+class Security:
+    """What the HTTP guard and the token commands need, resolved once at start-up."""
+
+    keys: SigningKeys
+    issuer: AccessTokenIssuer
+    verifier: AccessTokenVerifier
+    authorizer: Authorizer
+
+
 @dataclass(frozen=True)
 class UseCases:
     """Every use case the entrypoints call, resolved once at start-up."""
@@ -75,6 +98,7 @@ class UseCases:
     get_history: GetHistory
     search: SearchProducts
     facets: GetFacets
+    read_audit: ReadAudit
 
 
 class Container(containers.DeclarativeContainer):
@@ -87,18 +111,31 @@ class Container(containers.DeclarativeContainer):
     mongo_url = providers.Resource(mongo_url, settings)
     database = providers.Resource(mongo_database, mongo_url, settings, mongo_options, monitor)
     catalog = providers.Singleton(MongoCatalog, database)
+    audit_log = providers.Singleton(MongoAuditLog, database)
+    revocations = providers.Singleton(MemoryRevocationList)
+    authorizer = providers.Singleton(Authorizer, audit_log, clock)
+
+    keys = providers.Singleton(signing_keys, settings)
+    token_issuer = providers.Singleton(
+        AccessTokenIssuer, keys, settings.provided.jwt_issuer, settings.provided.jwt_audience
+    )
+    token_verifier = providers.Singleton(
+        AccessTokenVerifier, keys, settings.provided.jwt_issuer, settings.provided.jwt_audience, revocations
+    )
+    security = providers.Singleton(Security, keys, token_issuer, token_verifier, authorizer)
 
     use_cases = providers.Singleton(
         UseCases,
-        create_product=providers.Factory(CreateProduct, catalog, clock, sanitizer),
-        replace_product=providers.Factory(ReplaceProduct, catalog, clock, sanitizer),
-        patch_variant=providers.Factory(PatchVariant, catalog, clock),
-        archive_product=providers.Factory(ArchiveProduct, catalog, clock),
-        get_product=providers.Factory(GetProduct, catalog),
-        get_by_sku=providers.Factory(GetProductBySku, catalog),
-        get_history=providers.Factory(GetHistory, catalog, catalog),
-        search=providers.Factory(SearchProducts, catalog),
-        facets=providers.Factory(GetFacets, catalog),
+        create_product=providers.Factory(CreateProduct, catalog, clock, sanitizer, authorizer),
+        replace_product=providers.Factory(ReplaceProduct, catalog, clock, sanitizer, authorizer),
+        patch_variant=providers.Factory(PatchVariant, catalog, clock, authorizer),
+        archive_product=providers.Factory(ArchiveProduct, catalog, clock, authorizer),
+        get_product=providers.Factory(GetProduct, catalog, authorizer),
+        get_by_sku=providers.Factory(GetProductBySku, catalog, authorizer),
+        get_history=providers.Factory(GetHistory, catalog, catalog, authorizer),
+        search=providers.Factory(SearchProducts, catalog, authorizer),
+        facets=providers.Factory(GetFacets, catalog, authorizer),
+        read_audit=providers.Factory(ReadAudit, audit_log, authorizer),
     )
 
 

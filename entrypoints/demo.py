@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from adapters.feeds.sample_feed import generate_rows
+from application.authorization import system_caller
 from application.sample_loader import load_sample
 from domain.search import SearchQuery
 from entrypoints.container import Container, UseCases, resolve
@@ -36,7 +37,7 @@ async def load_demo_catalog(container: Container) -> None:
         log.info("demo.catalog.present")
         return
     cases: UseCases = await resolve(container.use_cases)
-    created, problems = await load_sample(sample_rows(), cases.create_product, DEMO_ACTOR)
+    created, problems = await load_sample(sample_rows(), cases.create_product, system_caller(DEMO_ACTOR))
     log.info("demo.catalog.loaded", products=created, refused=len(problems))
     for problem in problems:
         log.warning("demo.product.refused", detail=problem)

@@ -7,9 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
+from adapters.memory.audit_log import MemoryAuditLog
+from adapters.memory.clock import FixedClock
+from application.authorization import Authorizer, Caller
 from domain.history import record_change
 from domain.parsing import parse_product_payload
 from domain.product import Product
+from domain.rbac import Principal, parse_roles
 
 SANITIZER = Nh3Sanitizer()
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -74,3 +78,13 @@ def product(data: dict[str, Any] | None = None, at: datetime = T0) -> Product:
 
 def creation(product: Product, actor: str = "tester"):  # type: ignore[no-untyped-def]
     return record_change(None, product, actor, "api")
+
+
+def caller(subject: str = "tester", *roles: str, brands: tuple[str, ...] = ()) -> Caller:
+    """A caller with the given roles (admin when none are named)."""
+    granted = parse_roles(roles or ("admin",))
+    return Caller(Principal(subject=subject, roles=granted, brands=frozenset(brands)), correlation_id=f"req-{subject}")
+
+
+def authorizer() -> Authorizer:
+    return Authorizer(MemoryAuditLog(), FixedClock())

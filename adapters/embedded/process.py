@@ -7,11 +7,9 @@ share one interpreter lock. These functions are shared by the app's embedded def
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,11 +21,11 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from adapters.embedded.termination import EXECUTABLE_NAME, STOP_TIMEOUT, terminate
+
 logger = logging.getLogger(__name__)
 
-EXECUTABLE_NAME = "secantusd-py"
 DEFAULT_HOST = "127.0.0.1"
-STOP_TIMEOUT = 10.0
 _PORT_ATTEMPTS = 3
 _CONFIG_TEXT = (
     "# Written at each start of the embedded SecantusDB server; edits are overwritten.\n"
@@ -207,85 +205,3 @@ def log_tail(path: Path, offset: int = 0, lines: int = 20) -> str:
         return f"(log unreadable: {exc})"
     tail = text.strip().splitlines()[-lines:]
     return "\n".join(tail) if tail else "(log is empty)"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether `pid` is a live process; a zombie (exited, not yet reaped) counts as dead."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def is_secantus_process(pid: int, storage_path: str) -> bool | None:
-    """Whether `pid` runs a server on `storage_path`: guards against signalling a reused pid.
-
-    None where /proc cannot tell (not Linux), so callers fall back on liveness alone.
-    """
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False if Path("/proc/self/cmdline").exists() else None
-    except OSError:
-        return None
-    argv = [part.decode(errors="replace") for part in raw.split(b"\0")]
-    return any(EXECUTABLE_NAME in part for part in argv) and storage_path in argv
-
-
-def terminate(
-    pid: int,
-    host: str,
-    port: int,
-    *,
-    timeout: float = STOP_TIMEOUT,
-    child: subprocess.Popen[bytes] | None = None,
-) -> None:
-    """Stop a server: SIGTERM, wait up to `timeout` seconds, then SIGKILL.
-
-    SecantusDB closes its listening socket on SIGTERM but its accept thread stays blocked
-    until a connection arrives, and it waits 2 s for that thread; a throw-away connection
-    wakes it at once. SIGCONT lets a stopped (SIGSTOP) server act on the SIGTERM.
-    """
-    if not _signal(pid, signal.SIGTERM, child):
-        return
-    _signal(pid, signal.SIGCONT, child)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _exited(pid, child):
-            return
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-            pass
-        time.sleep(0.05)
-    logger.warning("embedded_mongo.kill pid=%s did not stop in %ss, sending SIGKILL", pid, timeout)
-    _signal(pid, signal.SIGKILL, child)
-    deadline = time.monotonic() + 5.0
-    while not _exited(pid, child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def _signal(pid: int, signum: signal.Signals, child: subprocess.Popen[bytes] | None) -> bool:
-    if child is not None:
-        if child.poll() is not None:
-            return False
-        child.send_signal(signum)
-        return True
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _exited(pid: int, child: subprocess.Popen[bytes] | None) -> bool:
-    if child is not None:
-        return child.poll() is not None
-    return not pid_alive(pid)

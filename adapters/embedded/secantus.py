@@ -20,17 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from adapters.embedded.process import (
-    DEFAULT_HOST,
-    STOP_TIMEOUT,
-    EmbeddedServerError,
-    LaunchedServer,
-    is_secantus_process,
-    launch,
-    pid_alive,
-    ping,
-    terminate,
-)
+from adapters.embedded.process import DEFAULT_HOST, EmbeddedServerError, LaunchedServer, launch, ping
 from adapters.embedded.record import (
     ServerRecord,
     exclusive_lock,
@@ -38,6 +28,7 @@ from adapters.embedded.record import (
     remove_record,
     write_record,
 )
+from adapters.embedded.termination import STOP_TIMEOUT, is_secantus_process, pid_alive, terminate
 
 __all__ = ["EmbeddedMongo", "EmbeddedServerError"]
 
@@ -102,6 +93,8 @@ class EmbeddedMongo:
             if owned is None:
                 return
             atexit.unregister(self.stop)
+            if owned.owner_pid != os.getpid():
+                return  # a forked child inherited this object; the server is its parent's
             try:
                 with exclusive_lock(self.lock_path, timeout=self.startup_timeout):
                     self._stop_owned(owned, child)

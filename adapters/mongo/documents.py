@@ -8,7 +8,7 @@ query shape is answered by an index.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from beanie import DecimalAnnotation, Document
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,4 +126,35 @@ class HistoryDocument(HistoryRecord, Document):  # type: ignore[misc]
         ]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [ProductDocument, HistoryDocument]
+class AuditRecordFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    at: datetime
+    actor: str
+    roles: list[str]
+    action: str
+    resource: str
+    decision: Literal["allow", "deny"]
+    reason: str
+    correlation_id: str
+    client_ip: str | None = None
+
+
+class AuditDocument(AuditRecordFields, Document):  # type: ignore[misc]
+    """Append-only audit trail; one index per filter, each ending in the newest-first order."""
+
+    class Settings:
+        name = "audit_log"
+        use_revision = False
+        validate_on_save = False
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("at", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
+            *(
+                IndexModel([(field, ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name=f"by_{field}")
+                for field in ("actor", "action", "decision")
+            ),
+        ]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [ProductDocument, HistoryDocument, AuditDocument]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import types
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from bson import ObjectId
@@ -57,6 +57,8 @@ def schema_for_type(annotation: Any, metadata: list[Any] | None = None) -> dict[
                 schema["bsonType"] = [*_as_list(schema["bsonType"]), "null"]
             return schema
         return {"anyOf": options + ([{"bsonType": "null"}] if nullable else [])}
+    if origin is Literal:
+        return {"enum": list(get_args(annotation))}
     if origin is list:
         (item_type,) = get_args(annotation)
         return _constraints(metadata, {"bsonType": "array", "items": schema_for_type(item_type)})

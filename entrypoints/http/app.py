@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from adapters.mongo.migrations import migrate
 from entrypoints.container import Container, resolve
-from entrypoints.http import health, products
+from entrypoints.http import audit, health, products
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
 
@@ -42,6 +42,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
             if changes:
                 log.info("mongodb.migrated", changes=changes)
             app.state.use_cases = await resolve(container.use_cases)
+            app.state.security = await resolve(container.security)
             app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe}
             if on_startup is not None:
                 await on_startup(container)
@@ -59,4 +60,6 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(products.router)
+    app.include_router(audit.router)
+    app.include_router(audit.keys_router)
     return app

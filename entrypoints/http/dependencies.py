@@ -11,16 +11,9 @@ from domain.errors import ErrorCode, FieldError
 from entrypoints.container import UseCases
 from entrypoints.http.problems import Problem
 
-ANONYMOUS = "anonymous"
-
 
 def use_cases(request: Request) -> UseCases:
     return request.app.state.use_cases  # type: ignore[no-any-return]
-
-
-async def current_actor() -> str:
-    """Who is calling. The bearer guard of the security issue replaces this one dependency."""
-    return ANONYMOUS
 
 
 def required_version(request: Request) -> int:

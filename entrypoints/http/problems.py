@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
+    AccessDenied,
     DomainError,
     ErrorCode,
     FieldError,
@@ -38,6 +39,8 @@ _STATUS_TITLES = {
 }
 _SLUGS = {
     400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not-found",
     409: "conflict",
     412: "version-mismatch",
@@ -83,6 +86,8 @@ def _status_of(error: DomainError) -> int:
         return 409
     if isinstance(error, VersionMismatch):
         return 412
+    if isinstance(error, AccessDenied):
+        return 403
     return 400
 
 

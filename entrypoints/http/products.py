@@ -7,15 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from application.authorization import Caller
 from domain.history import HistoryEntry
 from domain.product import Product
 from domain.search import FacetCount
 from domain.snapshot import product_to_dict, timestamp
 from entrypoints.container import UseCases
 from entrypoints.http import schemas
-from entrypoints.http.dependencies import current_actor, json_body, required_version, use_cases
+from entrypoints.http.dependencies import json_body, required_version, use_cases
+from entrypoints.http.security import current_caller
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(current_caller)])
 PROBLEMS = schemas.problem_responses
 
 
@@ -46,89 +48,97 @@ def _query(request: Request) -> dict[str, str]:
 @router.post(
     "/products",
     status_code=201,
-    responses=PROBLEMS(409, 422),
+    responses=PROBLEMS(401, 403, 409, 422),
     openapi_extra=schemas.body(schemas.ProductInput),
     response_model=schemas.ProductOut,
 )
 async def create_product(
-    request: Request, actor: str = Depends(current_actor), cases: UseCases = Depends(use_cases)
+    request: Request, caller: Caller = Depends(current_caller), cases: UseCases = Depends(use_cases)
 ) -> JSONResponse:
-    product = await cases.create_product(await json_body(request), actor)
+    product = await cases.create_product(await json_body(request), caller)
     return product_response(product, 201, {"Location": f"/api/v1/products/{product.product_id}"})
 
 
-@router.get("/products", response_model=schemas.ProductPage, responses=PROBLEMS(422))
+@router.get("/products", response_model=schemas.ProductPage, responses=PROBLEMS(401, 403, 422))
 async def search_products(
     request: Request,
     params: schemas.SearchParams = Depends(),
+    caller: Caller = Depends(current_caller),
     cases: UseCases = Depends(use_cases),
 ) -> JSONResponse:
-    page = await cases.search(_query(request))
+    page = await cases.search(_query(request), caller)
     return JSONResponse({"items": [product_to_dict(p) for p in page.items], "next_cursor": page.next_cursor})
 
 
-@router.get("/products/facets", response_model=schemas.FacetsOut, responses=PROBLEMS(422))
+@router.get("/products/facets", response_model=schemas.FacetsOut, responses=PROBLEMS(401, 403, 422))
 async def product_facets(
     request: Request,
     params: schemas.FilterParams = Depends(),
+    caller: Caller = Depends(current_caller),
     cases: UseCases = Depends(use_cases),
 ) -> JSONResponse:
-    return JSONResponse(facets_to_dict(await cases.facets(_query(request))))
+    return JSONResponse(facets_to_dict(await cases.facets(_query(request), caller)))
 
 
-@router.get("/products/{product_id}", response_model=schemas.ProductOut, responses=PROBLEMS(404))
-async def get_product(product_id: str, cases: UseCases = Depends(use_cases)) -> JSONResponse:
-    return product_response(await cases.get_product(product_id))
+@router.get("/products/{product_id}", response_model=schemas.ProductOut, responses=PROBLEMS(401, 403, 404))
+async def get_product(
+    product_id: str, caller: Caller = Depends(current_caller), cases: UseCases = Depends(use_cases)
+) -> JSONResponse:
+    return product_response(await cases.get_product(product_id, caller))
 
 
 @router.put(
     "/products/{product_id}",
     response_model=schemas.ProductOut,
-    responses=PROBLEMS(404, 409, 412, 422, 428),
+    responses=PROBLEMS(401, 403, 404, 409, 412, 422, 428),
     openapi_extra=schemas.body(schemas.ProductInput),
 )
 async def replace_product(
     product_id: str,
     request: Request,
     version: int = Depends(required_version),
-    actor: str = Depends(current_actor),
+    caller: Caller = Depends(current_caller),
     cases: UseCases = Depends(use_cases),
 ) -> JSONResponse:
     payload = await json_body(request)
-    return product_response(await cases.replace_product(product_id, payload, version, actor))
+    return product_response(await cases.replace_product(product_id, payload, version, caller))
 
 
-@router.delete("/products/{product_id}", status_code=204, responses=PROBLEMS(404))
+@router.delete("/products/{product_id}", status_code=204, responses=PROBLEMS(401, 403, 404))
 async def archive_product(
-    product_id: str, actor: str = Depends(current_actor), cases: UseCases = Depends(use_cases)
+    product_id: str, caller: Caller = Depends(current_caller), cases: UseCases = Depends(use_cases)
 ) -> Response:
-    await cases.archive_product(product_id, actor)
+    await cases.archive_product(product_id, caller)
     return Response(status_code=204)
 
 
-@router.get("/products/{product_id}/history", response_model=schemas.HistoryOut, responses=PROBLEMS(404))
-async def product_history(product_id: str, cases: UseCases = Depends(use_cases)) -> JSONResponse:
-    entries = await cases.get_history(product_id)
+@router.get("/products/{product_id}/history", response_model=schemas.HistoryOut, responses=PROBLEMS(401, 403, 404))
+async def product_history(
+    product_id: str, caller: Caller = Depends(current_caller), cases: UseCases = Depends(use_cases)
+) -> JSONResponse:
+    entries = await cases.get_history(product_id, caller)
     return JSONResponse({"items": [history_to_dict(e) for e in entries]})
 
 
-@router.get("/skus/{sku}", response_model=schemas.ProductOut, responses=PROBLEMS(404))
-async def get_by_sku(sku: str, cases: UseCases = Depends(use_cases)) -> JSONResponse:
-    return product_response(await cases.get_by_sku(sku))
+@router.get("/skus/{sku}", response_model=schemas.ProductOut, responses=PROBLEMS(401, 403, 404))
+async def get_by_sku(
+    sku: str, caller: Caller = Depends(current_caller), cases: UseCases = Depends(use_cases)
+) -> JSONResponse:
+    return product_response(await cases.get_by_sku(sku, caller))
 
 
 @router.patch(
     "/skus/{sku}",
     response_model=schemas.ProductOut,
-    responses=PROBLEMS(404, 412, 422, 428),
+    responses=PROBLEMS(401, 403, 404, 412, 422, 428),
     openapi_extra=schemas.body(schemas.VariantPatch),
 )
 async def patch_sku(
     sku: str,
     request: Request,
     version: int = Depends(required_version),
-    actor: str = Depends(current_actor),
+    caller: Caller = Depends(current_caller),
     cases: UseCases = Depends(use_cases),
 ) -> JSONResponse:
     payload = await json_body(request)
-    return product_response(await cases.patch_variant(sku, payload, version, actor))
+    return product_response(await cases.patch_variant(sku, payload, version, caller))

@@ -25,8 +25,9 @@ from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVar
 from domain.errors import DomainError
 from domain.identifiers import product_id_for
 from domain.search import parse_filters, parse_search
-from tests.builders import payload, variant
+from tests.builders import authorizer, caller, payload, variant
 
+ADMIN = caller("sm")
 STYLES = ["A1", "A2", "B1"]
 BRANDS = ["Ray-Ban", "Kōdo"]
 SKUS = ["SKU-1", "SKU-2", "SKU-3", "SKU-4", "SKU-5", "SKU-6", "SKU-7", "SKU-8"]
@@ -129,7 +130,7 @@ class CatalogComparison(RuleBasedStateMachine):
         if fresh and free:
             brand, style = data.draw(st.sampled_from(free))
             body = {**body, "brand": brand, "style_id": style}
-        result = self.both(lambda repo, clock: CreateProduct(repo, clock, Nh3Sanitizer())(body, "sm"))
+        result = self.both(lambda repo, clock: CreateProduct(repo, clock, Nh3Sanitizer(), authorizer())(body, ADMIN))
         if result[0] == "ok":
             self.ids.add(result[1].product_id)
 
@@ -141,20 +142,24 @@ class CatalogComparison(RuleBasedStateMachine):
         current = self.run(self.model.get(product_id))
         body = {**body, "style_id": current.draft.style_id, "brand": current.brand}
         version = current.version - 1 if stale else current.version
-        self.both(lambda repo, clock: ReplaceProduct(repo, clock, Nh3Sanitizer())(product_id, body, version, "sm"))
+        self.both(
+            lambda repo, clock: ReplaceProduct(repo, clock, Nh3Sanitizer(), authorizer())(
+                product_id, body, version, ADMIN
+            )
+        )
 
     @rule(sku=st.sampled_from(SKUS), stock=st.integers(0, 3), amount=st.sampled_from(["5.00", "150.00"]))
     def patch(self, sku: str, stock: int, amount: str) -> None:
         product = self.run(self.model.get_by_sku(sku))
         version = product.version if product else 1
         change = {"stock_quantity": stock, "price": {"amount": amount}}
-        self.both(lambda repo, clock: PatchVariant(repo, clock)(sku, change, version, "sm"))
+        self.both(lambda repo, clock: PatchVariant(repo, clock, authorizer())(sku, change, version, ADMIN))
 
     @rule(data=st.data())
     def archive(self, data: st.DataObject) -> None:
         if self.ids:
             product_id = data.draw(st.sampled_from(sorted(self.ids)))
-            self.both(lambda repo, clock: ArchiveProduct(repo, clock)(product_id, "sm"))
+            self.both(lambda repo, clock: ArchiveProduct(repo, clock, authorizer())(product_id, ADMIN))
 
     @rule(sku=st.sampled_from([*SKUS, "sku-1 "]))
     def get_by_sku(self, sku: str) -> None:

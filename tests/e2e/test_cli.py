@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -62,13 +63,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get_json(url: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
 
 def test_serve_demo_on_the_embedded_default(tmp_path: Path) -> None:
-    """No MongoDB URL: the embedded server starts, the sample catalog loads, /docs answers."""
+    """No MongoDB URL: the embedded server starts, the sample catalog loads, the printed token works."""
     port = free_port()
     env = environment(EYEWEAR_DATA_DIR=str(tmp_path / "data"), EYEWEAR_LOG_FORMAT="console")
     server = subprocess.Popen(
@@ -79,26 +81,53 @@ def test_serve_demo_on_the_embedded_default(tmp_path: Path) -> None:
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    printed: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ready = get_json(f"{base}/health/ready")
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                assert time.monotonic() < deadline, "serve did not answer in 60 s"
-                time.sleep(0.3)
-        assert ready["status"] == "ok"
-        facets = get_json(f"{base}/api/v1/products/facets")
+        assert server.stdout is not None
+        while not printed or not printed[-1].startswith("Try:"):
+            line = server.stdout.readline()
+            assert line, f"serve exited early: {server.stderr.read() if server.stderr else ''}"
+            printed.append(line.strip())
+        token = printed[printed.index(next(p for p in printed if p.startswith("Demo admin token"))) + 1]
+        assert get_json(f"{base}/health/ready")["status"] == "ok"
+        facets = get_json(f"{base}/api/v1/products/facets", token)
         assert sum(f["count"] for f in facets["category"]) >= 80
         assert {f["value"] for f in facets["category"]} == {"eyeglasses", "sunglasses"}
+        try:
+            get_json(f"{base}/api/v1/products/facets")
+            raise AssertionError("the API answered without a token")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401
         with urllib.request.urlopen(f"{base}/docs", timeout=5) as docs:
             assert docs.status == 200
         record = json.loads((tmp_path / "data" / "mongo-server.json").read_text())
         assert record["url"].startswith("mongodb://127.0.0.1:")
     finally:
         server.send_signal(signal.SIGINT)
-        out, _err = server.communicate(timeout=30)
-    assert f"{base}/docs" in out
+        server.communicate(timeout=30)
+    assert f"API docs at {base}/docs" in printed
     assert not (tmp_path / "data" / "mongo-server.json").exists(), "the owner stops its embedded server"
+
+
+def test_token_prints_only_a_token_that_the_service_accepts(tmp_path: Path) -> None:
+    from adapters.auth.access_tokens import AccessTokenVerifier
+    from adapters.auth.keys import SigningKeys
+    from adapters.memory.revocations import MemoryRevocationList
+
+    env = environment(EYEWEAR_DATA_DIR=str(tmp_path))
+    result = run(["token", "--subject", "sku-genie", "--role", "editor", "--brand", "Ray-Ban", "--ttl", "60"], env)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n" and token.count(".") == 2
+    verifier = AccessTokenVerifier(
+        SigningKeys.load_or_generate(tmp_path), "eyewear-catalog", "eyewear-catalog-api", MemoryRevocationList()
+    )
+    principal = asyncio.run(verifier.verify(token))
+    assert (principal.subject, sorted(principal.roles), sorted(principal.brands)) == (
+        "sku-genie",
+        ["editor"],
+        ["Ray-Ban"],
+    )
+    assert oct((tmp_path / "signing-keys.json").stat().st_mode & 0o777) == "0o600"
+    bad = run(["token", "--subject", "x", "--role", "overlord"], env)
+    assert bad.returncode == 2 and "unknown role 'overlord'" in bad.stderr and "Traceback" not in bad.stderr

@@ -160,8 +160,8 @@ async def test_history(http: httpx.AsyncClient) -> None:
     await http.patch("/api/v1/skus/RB3016-BLK-51", json={"stock_quantity": 9}, headers={"If-Match": '"1"'})
     items = (await http.get(f"{PRODUCTS}/ray-ban-rb3016/history")).json()["items"]
     assert [(i["version"], i["actor"], i["source"]) for i in items] == [
-        (1, "anonymous", "api"),
-        (2, "anonymous", "api"),
+        (1, "tester", "api"),
+        (2, "tester", "api"),
     ]
     assert items[1]["changes"] == {"variants[RB3016-BLK-51].stock_quantity": {"from": 5, "to": 9}}
     assert_problem(await http.get(f"{PRODUCTS}/nope/history"), 404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,11 +19,11 @@ from pymongo import MongoClient
 
 from adapters.embedded import EmbeddedMongo, EmbeddedServerError
 from adapters.embedded.process import free_port, ping
-from tests.support.servers import redis_server
+from tests.support.servers import mongo_process, mongo_server, redis_process, redis_server
 
 
 def answers(url: str) -> bool:
-    return ping(url, timeout=2.0)
+    return ping(url, timeout=1.0)
 
 
 def test_start_share_and_stop(tmp_path: Path) -> None:
@@ -116,6 +118,135 @@ def test_a_server_that_cannot_start_is_one_clear_error(tmp_path: Path) -> None:
 def test_a_missing_url_is_an_error_not_a_guess(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedServerError):
         _ = EmbeddedMongo(tmp_path).url
+
+
+def test_simultaneous_starts_share_one_server(tmp_path: Path) -> None:
+    starters = [EmbeddedMongo(tmp_path) for _ in range(3)]
+    barrier = threading.Barrier(len(starters))
+    urls: list[str] = []
+
+    def start(embedded: EmbeddedMongo) -> None:
+        barrier.wait()
+        urls.append(embedded.start())
+
+    threads = [threading.Thread(target=start, args=(embedded,)) for embedded in starters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert len(urls) == 3 and len(set(urls)) == 1
+        assert sum(embedded.owns_server for embedded in starters) == 1
+    finally:
+        for embedded in starters:
+            embedded.stop()
+    assert not answers(urls[0])
+
+
+def test_a_killed_server_is_replaced_and_its_data_kept(tmp_path: Path) -> None:
+    # j=True: without it SecantusDB acknowledges a write before WiredTiger's log buffer
+    # reaches the OS, and a SIGKILL within milliseconds loses it.
+    first = EmbeddedMongo(tmp_path)
+    with MongoClient(first.start(), serverSelectionTimeoutMS=2000, journal=True) as client:
+        client.db.frames.insert_one({"_id": "rb3025", "name": "Aviator"})
+    pid = first.server_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while answers(first.url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "mongo" / "WiredTiger.lock").exists(), "WiredTiger leaves its lock file behind"
+    try:
+        with EmbeddedMongo(tmp_path) as second, MongoClient(second.url) as client:
+            assert second.owns_server and second.server_pid != pid
+            assert client.db.frames.find_one({"_id": "rb3025"}) == {"_id": "rb3025", "name": "Aviator"}
+    finally:
+        first.stop()
+
+
+def test_a_hung_server_is_stopped_and_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(EmbeddedMongo, "reuse_ping_timeout", 0.5)
+    first = EmbeddedMongo(tmp_path)
+    first.start()
+    hung = first.server_pid
+    assert hung is not None
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        with EmbeddedMongo(tmp_path) as second:
+            assert second.owns_server and answers(second.url)
+            assert first._child is not None and first._child.process.poll() is not None
+            first.stop()
+            assert answers(second.url), "the first owner's stop leaves the record's new server alone"
+            assert json.loads((tmp_path / "mongo-server.json").read_text())["url"] == second.url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGKILL)
+        first.stop()
+
+
+def test_a_record_naming_another_live_process_is_stale_and_that_process_untouched(tmp_path: Path) -> None:
+    bystander = subprocess.Popen(["sleep", "30"])
+    port = free_port()
+    try:
+        record = {
+            "pid": bystander.pid,
+            "owner_pid": bystander.pid,
+            "host": "127.0.0.1",
+            "port": port,
+            "url": f"mongodb://127.0.0.1:{port}/",
+            "started_at": "2026-01-01T00:00:00.000+00:00",
+        }
+        (tmp_path / "mongo-server.json").write_text(json.dumps(record))
+        with EmbeddedMongo(tmp_path) as server:
+            assert server.owns_server and server.server_pid != bystander.pid
+        assert bystander.poll() is None, "a pid that is not our server is never signalled"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_files_in_the_data_dir_are_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "nested" / "data"
+    with EmbeddedMongo(data_dir):
+        for name in ("mongo-server.json", "mongo-server.lock", "mongo.log"):
+            assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+        assert stat.S_IMODE((data_dir / "mongo").stat().st_mode) == 0o700
+
+
+async def test_async_context_manager(tmp_path: Path) -> None:
+    async with EmbeddedMongo(tmp_path) as server:
+        url = server.url
+        assert answers(url)
+    assert not answers(url)
+
+
+def test_the_mongo_test_server_has_test_commands_and_no_record() -> None:
+    with mongo_server() as url, MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+        client.db.frames.insert_one({"_id": "x"})
+        if "EYEWEAR_TEST_MONGODB_URL" not in os.environ:
+            reply = client.admin.command("configureFailPoint", "failCommand", mode="off")
+            assert reply["ok"] == 1.0
+
+
+def test_the_mongo_test_process_restarts_with_its_data() -> None:
+    with mongo_process(persistent=True) as server:
+        assert not list(server.work_dir.glob("mongo-server.json"))
+        with MongoClient(server.url, serverSelectionTimeoutMS=5000) as client:
+            client.db.frames.insert_one({"_id": "kept"})
+        server.stop()
+        assert not answers(server.url)
+        server.start()
+        with MongoClient(server.url, serverSelectionTimeoutMS=5000) as client:
+            assert client.db.frames.find_one({"_id": "kept"}) == {"_id": "kept"}
+
+
+def test_a_killed_redis_test_server_comes_back_on_the_same_url() -> None:
+    with redis_process() as server:
+        assert redis_command(server.port, "SET", "k", "v") == b"+OK\r\n"
+        server.kill()
+        assert not server.answers()
+        server.start()
+        assert redis_command(server.port, "PING") == b"+PONG\r\n"
 
 
 def redis_command(port: int, *parts: str) -> bytes:
