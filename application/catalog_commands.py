@@ -14,6 +14,7 @@ from domain.errors import (
     ProductNotFound,
     ValidationFailed,
     VersionMismatch,
+    invalid,
 )
 from domain.fields import FieldReader
 from domain.history import API_SOURCE, record_change
@@ -141,7 +142,7 @@ class PatchVariant:
         if raw_price is None and stock is None and not reader.errors:
             reader.fail("price", ErrorCode.MISSING_FIELD, "give price, stock_quantity or both")
         if reader.errors:
-            raise ValidationFailed("the change is not valid", tuple(reader.errors))
+            raise invalid("the change is not valid", tuple(reader.errors))
         if current.version != expected_version:
             raise VersionMismatch(current.product_id, expected_version, current.version)
         changed = dataclasses.replace(

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import ErrorCode, FieldError, ValidationFailed
+from domain.errors import ErrorCode, FieldError, ValidationFailed, invalid
 from domain.fields import FieldReader
 from domain.search import Page
 
@@ -108,7 +108,7 @@ def parse_audit_query(params: Mapping[str, Any]) -> AuditQuery:
     limit = reader.integer("limit", (1, 200), required=False) or 50
     cursor = reader.string("cursor", lambda s: s.strip() or None, required=False)
     if reader.errors:
-        raise ValidationFailed("the audit query is not valid", tuple(reader.errors))
+        raise invalid("the audit query is not valid", tuple(reader.errors))
     if cursor is not None:
         decode_audit_cursor(cursor)
     return AuditQuery(actor=actor, action=action, decision=decision, limit=limit, cursor=cursor)

@@ -85,3 +85,10 @@ class VersionMismatch(DomainError):
         )
         self.expected = expected
         self.actual = actual
+
+
+def invalid(message: str, errors: tuple[FieldError, ...]) -> ValidationFailed:
+    """ValidationFailed, or ThreatDetected when any error is a detected threat (so it is reported)."""
+    if any(error.code == ErrorCode.THREAT_DETECTED for error in errors):
+        return ThreatDetected(message, errors)
+    return ValidationFailed(message, errors)

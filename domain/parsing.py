@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from domain.enums import Category, FrameMaterial, FrameShape, Gender, RimType, UvProtection
-from domain.errors import ErrorCode, FieldError, RuleViolation, ThreatDetected, ValidationFailed
+from domain.errors import ErrorCode, FieldError, RuleViolation, ThreatDetected, ValidationFailed, invalid
 from domain.fields import FieldReader
 from domain.identifiers import parse_gtin, parse_sku, parse_style_id, product_id_for
 from domain.measurements import BRIDGE_WIDTH, LENS_HEIGHT, LENS_WIDTH, TEMPLE_LENGTH, FrameMeasurements
@@ -168,7 +168,7 @@ def parse_product_payload(payload: Any, sanitizer: HtmlSanitizer) -> ProductDraf
     if fields["brand"] and fields["style_id"] and not product_id_for(fields["brand"], fields["style_id"]):
         reader.fail("style_id", ErrorCode.INVALID_VALUE, "brand and style_id together need a letter or a digit")
     if reader.errors:
-        raise ValidationFailed("the product is not valid", tuple(reader.errors))
+        raise invalid("the product is not valid", tuple(reader.errors))
     ordered = tuple(sorted((v for _, v in variants), key=lambda v: v.sku))
     return ProductDraft(variants=ordered, **fields)
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from domain.enums import Category, FaceShape, FrameMaterial, FrameShape, Gender, RimType, SizeClass
-from domain.errors import ErrorCode, FieldError, ValidationFailed
+from domain.errors import ErrorCode, FieldError, ValidationFailed, invalid
 from domain.fields import FieldReader
 from domain.money import parse_currency
 from domain.product import Product, Variant
@@ -258,7 +258,7 @@ def parse_filters(params: Mapping[str, Any], reader: FieldReader | None = None) 
         q_given=q is not None and q != "",
     )
     if reader.errors:
-        raise ValidationFailed("the search parameters are not valid", tuple(reader.errors))
+        raise invalid("the search parameters are not valid", tuple(reader.errors))
     return filters
 
 

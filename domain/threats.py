@@ -6,12 +6,76 @@ strings) passes through here before any rule looks at its values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from domain.errors import ErrorCode, FieldError
 
 MAX_DEPTH = 8
+#: Server-side JavaScript: MongoDB's JS operators named in a value, or a function literal.
+_JS_MARKERS = re.compile(r"\$(where|function|accumulator)\b|\bfunction\s*\([^)]*\)\s*\{", re.IGNORECASE)
+#: ``brand[$ne]=x`` or ``a.b=x`` in a query string: how operators are smuggled through forms.
+_QUERY_KEY_OPERATOR = re.compile(r"\[\s*\$|^\$|\.")
+
+
+class ThreatKind(StrEnum):
+    OPERATOR_INJECTION = "operator_injection"
+    SERVER_SIDE_JS = "server_side_js"
+    MARKUP = "markup"
+    OVERSIZED = "oversized"
+    ABUSE = "abuse"
+
+
+@dataclass(frozen=True, slots=True)
+class Threat:
+    kind: ThreatKind
+    field: str | None
+    message: str
+
+    def as_error(self) -> FieldError:
+        return FieldError(self.field, ErrorCode.THREAT_DETECTED, self.message)
+
+
+def _strings(value: Any, path: str, depth: int = 0) -> Iterable[tuple[str, str]]:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, _join(path, str(key)), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]", depth + 1)
+
+
+def scan_document(value: Any) -> list[Threat]:
+    """Operator keys at any depth and server-side JavaScript in any string value."""
+    threats = [Threat(ThreatKind.OPERATOR_INJECTION, e.field, e.message) for e in operator_keys(value)]
+    for path, text in _strings(value, ""):
+        if _JS_MARKERS.search(text):
+            threats.append(Threat(ThreatKind.SERVER_SIDE_JS, path or None, "server-side JavaScript is not accepted"))
+    return threats
+
+
+def scan_query(items: Iterable[tuple[str, str]]) -> list[Threat]:
+    """Query strings: operator-shaped keys (``brand[$ne]``, ``$where``, ``a.b``) and JS values."""
+    threats: list[Threat] = []
+    for key, value in items:
+        if _QUERY_KEY_OPERATOR.search(key):
+            threats.append(Threat(ThreatKind.OPERATOR_INJECTION, key, "operator-shaped parameters are not accepted"))
+        if _JS_MARKERS.search(value) or value.lstrip().startswith(('{"$', "{'$", "{$")):
+            threats.append(
+                Threat(
+                    ThreatKind.SERVER_SIDE_JS if _JS_MARKERS.search(value) else ThreatKind.OPERATOR_INJECTION,
+                    key,
+                    "operator-shaped values are not accepted",
+                )
+            )
+    return threats
 
 
 def _join(path: str, key: str) -> str:

@@ -18,6 +18,7 @@ from adapters.auth.access_tokens import AccessTokenIssuer, AccessTokenVerifier
 from adapters.auth.keys import SigningKeys
 from adapters.embedded import EmbeddedMongo
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
+from adapters.memory.abuse import MemoryAbuseTracker
 from adapters.memory.revocations import MemoryRevocationList
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.client import MongoOptions, create_client
@@ -29,6 +30,7 @@ from application.authorization import Authorizer
 from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
 from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
 from domain.ports import SystemClock
+from entrypoints.http.threat_screen import ThreatScreen
 from entrypoints.settings import Settings
 
 
@@ -83,6 +85,7 @@ class Security:
     issuer: AccessTokenIssuer
     verifier: AccessTokenVerifier
     authorizer: Authorizer
+    screen: ThreatScreen
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,9 @@ class Container(containers.DeclarativeContainer):
     token_verifier = providers.Singleton(
         AccessTokenVerifier, keys, settings.provided.jwt_issuer, settings.provided.jwt_audience, revocations
     )
-    security = providers.Singleton(Security, keys, token_issuer, token_verifier, authorizer)
+    abuse = providers.Singleton(MemoryAbuseTracker)
+    threat_screen = providers.Singleton(ThreatScreen, authorizer, abuse, clock)
+    security = providers.Singleton(Security, keys, token_issuer, token_verifier, authorizer, threat_screen)
 
     use_cases = providers.Singleton(
         UseCases,

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from adapters.mongo.migrations import migrate
 from entrypoints.container import Container, resolve
 from entrypoints.http import audit, health, products
+from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
 
@@ -57,7 +58,8 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, a 413 too, carries the id
     app.include_router(health.router)
     app.include_router(products.router)
     app.include_router(audit.router)

@@ -16,9 +16,11 @@ from domain.errors import (
     FieldError,
     ProductConflict,
     ProductNotFound,
+    ThreatDetected,
     ValidationFailed,
     VersionMismatch,
 )
+from domain.threats import Threat, ThreatKind
 from entrypoints.http.request_id import current_request_id
 
 PROBLEM_TYPE = "https://eyewear-catalog.dev/problems/"
@@ -34,6 +36,7 @@ _STATUS_TITLES = {
     415: "Unsupported media type",
     422: "Unprocessable content",
     428: "Precondition required",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -46,6 +49,8 @@ _SLUGS = {
     412: "version-mismatch",
     422: "validation-failed",
     428: "if-match-required",
+    429: "too-many-requests",
+    413: "payload-too-large",
 }
 
 
@@ -97,6 +102,22 @@ def _loc_to_field(loc: tuple[Any, ...]) -> str | None:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ThreatDetected)
+    async def threat(request: Request, error: ThreatDetected) -> JSONResponse:
+        """Threats the domain finds while parsing (markup in plain text, objects for scalars) are
+        recorded and counted like the ones the screen finds first."""
+        caller = getattr(request.state, "caller", None)
+        security = getattr(request.app.state, "security", None)
+        if caller is not None and security is not None:
+            kinds = [
+                Threat(
+                    ThreatKind.MARKUP if "markup" in e.message else ThreatKind.OPERATOR_INJECTION, e.field, e.message
+                )
+                for e in error.errors
+            ]
+            await security.screen.report(caller, request.url.path, kinds)
+        return problem_response(422, error.message, error.errors)
+
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:
         return problem_response(_status_of(error), error.message, error.errors)

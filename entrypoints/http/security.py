@@ -33,12 +33,17 @@ async def current_caller(request: Request) -> Caller:
     client_ip = _client_ip(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    resource = f"{request.method} {_route(request)}"
+    anonymous = Caller(ANONYMOUS, correlation_id, client_ip)
+    await security.screen.refuse_if_blocked(security.screen.keys(anonymous))
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("missing" if not header else "malformed")
         principal = await security.verifier.verify(token.strip())
     except InvalidToken as error:
-        anonymous = Caller(ANONYMOUS, correlation_id, client_ip)
-        await security.authorizer.authentication_failed(anonymous, f"{request.method} {_route(request)}", error.reason)
+        await security.authorizer.authentication_failed(anonymous, resource, error.reason)
         raise Problem(401, "a valid bearer access token is required", headers=CHALLENGE) from None
-    return Caller(principal, correlation_id, client_ip)
+    caller = Caller(principal, correlation_id, client_ip)
+    request.state.caller = caller
+    await security.screen.screen(request, caller, resource)
+    return caller
