@@ -78,3 +78,8 @@ class Authorizer:
 
     async def authentication_failed(self, caller: Caller, resource: str, reason: str) -> None:
         await self._record(caller, AUTHENTICATION_ACTION, resource, AuditDecision.DENY, reason)
+
+    async def event(self, caller: Caller, action: str, resource: str, allowed: bool, reason: str) -> None:
+        """An audited event that is no permission check (a token issued, refused or revoked)."""
+        verdict = AuditDecision.ALLOW if allowed else AuditDecision.DENY
+        await self._record(caller, action, resource, verdict, reason)

@@ -184,6 +184,52 @@ def token(
     typer.echo(issued.token)
 
 
+clients_app = typer.Typer(no_args_is_help=True, help="Manage OAuth clients.")
+app.add_typer(clients_app, name="clients")
+
+
+@clients_app.command("create")
+def create_client(
+    name: Annotated[str, typer.Option(help="a name for people; the client id starts with it")],
+    role: Annotated[list[str], typer.Option(help="a role (repeat for several)")],
+    brand: Annotated[list[str] | None, typer.Option(help="limit writes to these brands (repeatable)")] = None,
+) -> None:
+    """Register an OAuth client; print {"client_id", "client_secret"} (the secret is shown only now)."""
+    import json
+
+    from domain.rbac import Role
+
+    settings = _settings()
+    known = {r.value for r in Role}
+    unknown = [r for r in role if r not in known]
+    if unknown:
+        raise _fail(f"unknown role {unknown[0]!r}; roles are: {', '.join(sorted(known))}", 2)
+    if not name.strip():
+        raise _fail("--name must not be empty", 2)
+    container = _container(settings)
+
+    async def run() -> Any:
+        from adapters.mongo.migrations import migrate as run_migrations
+        from application.authorization import system_caller
+        from entrypoints.container import resolve
+
+        await container.init_resources()
+        try:
+            await run_migrations(await resolve(container.database))  # the validator guards the new record
+            register = await resolve(container.register_client)
+            return await register(name, [Role(r) for r in role], brand or [], system_caller("eyewear-cli"))
+        finally:
+            await container.shutdown_resources()
+
+    try:
+        registered = asyncio.run(run())
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+    except Exception as error:  # one line, never a traceback
+        raise _fail(f"the client was not registered: {type(error).__name__}: {error}") from None
+    typer.echo(json.dumps({"client_id": registered.client.client_id, "client_secret": registered.secret}))
+
+
 def main() -> None:
     try:
         app()

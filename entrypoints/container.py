@@ -15,20 +15,30 @@ from dependency_injector import containers, providers
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.auth.access_tokens import AccessTokenIssuer, AccessTokenVerifier
+from adapters.auth.hashing import ScryptHasher
 from adapters.auth.keys import SigningKeys
+from adapters.auth.oauth_audit import OAuthAudit
+from adapters.auth.oauth_server import OAuthServer
 from adapters.embedded import EmbeddedMongo
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.memory.abuse import MemoryAbuseTracker
-from adapters.memory.revocations import MemoryRevocationList
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.client import MongoOptions, create_client
+from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
 from adapters.mongo.migrations import bind_documents
 from adapters.mongo.monitoring import DriverMonitor
 from adapters.mongo.product_repository import MongoCatalog
+from adapters.mongo.revocations import MongoRevocationList
+from adapters.redis.abuse import RedisAbuseTracker
+from adapters.redis.client import create_redis
+from adapters.redis.revocations import RedisRevocationList
 from application.audit_queries import ReadAudit
 from application.authorization import Authorizer
 from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
 from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
+from application.client_registration import RegisterClient
+from domain.abuse import AbuseTracker
+from domain.audit import RevocationList
 from domain.ports import SystemClock
 from entrypoints.http.threat_screen import ThreatScreen
 from entrypoints.settings import Settings
@@ -68,6 +78,27 @@ async def mongo_database(
         yield database
     finally:
         await client.close()
+
+
+async def redis_client(settings: Settings) -> AsyncIterator[Any]:
+    """The shared Redis when configured; None means each process keeps its own state."""
+    if not settings.redis_url:
+        yield None
+        return
+    client = create_redis(settings.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def revocation_list(database: AsyncDatabase[Any], redis: Any) -> RevocationList:
+    """Redis when configured, else MongoDB: revocations must be seen by every process."""
+    return RedisRevocationList(redis) if redis is not None else MongoRevocationList(database)
+
+
+def abuse_tracker(redis: Any) -> AbuseTracker:
+    return RedisAbuseTracker(redis) if redis is not None else MemoryAbuseTracker()
 
 
 def signing_keys(settings: Settings) -> SigningKeys:
@@ -115,7 +146,8 @@ class Container(containers.DeclarativeContainer):
     database = providers.Resource(mongo_database, mongo_url, settings, mongo_options, monitor)
     catalog = providers.Singleton(MongoCatalog, database)
     audit_log = providers.Singleton(MongoAuditLog, database)
-    revocations = providers.Singleton(MemoryRevocationList)
+    redis = providers.Resource(redis_client, settings)
+    revocations = providers.Singleton(revocation_list, database, redis)
     authorizer = providers.Singleton(Authorizer, audit_log, clock)
 
     keys = providers.Singleton(signing_keys, settings)
@@ -125,9 +157,26 @@ class Container(containers.DeclarativeContainer):
     token_verifier = providers.Singleton(
         AccessTokenVerifier, keys, settings.provided.jwt_issuer, settings.provided.jwt_audience, revocations
     )
-    abuse = providers.Singleton(MemoryAbuseTracker)
+    abuse = providers.Singleton(abuse_tracker, redis)
     threat_screen = providers.Singleton(ThreatScreen, authorizer, abuse, clock)
     security = providers.Singleton(Security, keys, token_issuer, token_verifier, authorizer, threat_screen)
+
+    hasher = providers.Singleton(ScryptHasher)
+    oauth_clients = providers.Singleton(MongoClientStore, database)
+    refresh_tokens = providers.Singleton(MongoRefreshTokenStore, database)
+    oauth_audit = providers.Singleton(OAuthAudit, authorizer)
+    oauth_server = providers.Singleton(
+        OAuthServer,
+        oauth_clients,
+        refresh_tokens,
+        hasher,
+        token_issuer,
+        token_verifier,
+        oauth_audit,
+        clock,
+        access_ttl_seconds=settings.provided.access_token_ttl_seconds,
+    )
+    register_client = providers.Factory(RegisterClient, oauth_clients, hasher, clock, authorizer)
 
     use_cases = providers.Singleton(
         UseCases,

@@ -16,13 +16,19 @@ from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.documents import DOCUMENT_MODELS
 from adapters.mongo.migrations import bind_documents, migrate
 from adapters.mongo.product_repository import MongoCatalog
-from tests.support.servers import mongo_server
+from tests.support.servers import mongo_server, redis_server
 
 
 @pytest.fixture(scope="session")
 def mongo_url() -> Iterator[str]:
     with mongo_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

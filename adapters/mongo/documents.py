@@ -157,4 +157,86 @@ class AuditDocument(AuditRecordFields, Document):  # type: ignore[misc]
         ]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [ProductDocument, HistoryDocument, AuditDocument]
+class RevokedTokenFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    expires_at: datetime
+
+
+class RevokedTokenDocument(RevokedTokenFields, Document):  # type: ignore[misc]
+    """Revoked access-token ids; the TTL index drops each once its token has expired anyway."""
+
+    class Settings:
+        name = "revoked_tokens"
+        use_revision = False
+        validate_on_save = False
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("expires_at", ASCENDING)], name="expire", expireAfterSeconds=0),
+        ]
+
+
+class OAuthClientFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: Text = Field(alias="_id")
+    name: Text
+    secret_hash: Annotated[str, Field(min_length=16)]
+    roles: list[str]
+    brands: list[str]
+    created_at: datetime
+    disabled: bool
+
+
+class OAuthClientDocument(OAuthClientFields, Document):  # type: ignore[misc]
+    """Registered OAuth clients, by client id; the secret only as its scrypt hash."""
+
+    class Settings:
+        name = "oauth_clients"
+        use_revision = False
+        validate_on_save = False
+        indexes: ClassVar[list[IndexModel]] = []
+
+
+class RefreshTokenFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: Annotated[str, Field(min_length=64, max_length=64)] = Field(alias="_id")  # SHA-256 hex of the token
+    family_id: Text
+    client_id: Text
+    subject: Text
+    roles: list[str]
+    brands: list[str]
+    issued_at: datetime
+    expires_at: datetime
+    access_token_id: Text
+    access_expires_at: datetime
+    used: bool
+    revoked: bool
+
+
+class RefreshTokenDocument(RefreshTokenFields, Document):  # type: ignore[misc]
+    """Refresh tokens by hash. Each index matches one filter the adapter sends, field for field."""
+
+    class Settings:
+        name = "refresh_tokens"
+        use_revision = False
+        validate_on_save = False
+        indexes: ClassVar[list[IndexModel]] = [
+            # ``use``: the atomic {_id, used: false} -> used: true.
+            IndexModel([("_id", ASCENDING), ("used", ASCENDING)], name="by_id_used"),
+            # ``revoke_family`` and ``family_revoked``: {family_id, revoked}.
+            IndexModel([("family_id", ASCENDING), ("revoked", ASCENDING)], name="by_family"),
+            # Every member of a family shares its absolute expiry; the TTL monitor then drops them.
+            IndexModel([("expires_at", ASCENDING)], name="expire", expireAfterSeconds=0),
+        ]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [
+    ProductDocument,
+    HistoryDocument,
+    AuditDocument,
+    RevokedTokenDocument,
+    OAuthClientDocument,
+    RefreshTokenDocument,
+]

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from adapters.mongo.migrations import migrate
 from entrypoints.container import Container, resolve
-from entrypoints.http import audit, health, products
+from entrypoints.http import audit, health, oauth, products
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
@@ -44,6 +44,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
                 log.info("mongodb.migrated", changes=changes)
             app.state.use_cases = await resolve(container.use_cases)
             app.state.security = await resolve(container.security)
+            app.state.oauth = await resolve(container.oauth_server)
             app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe}
             if on_startup is not None:
                 await on_startup(container)
@@ -64,4 +65,5 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
     app.include_router(products.router)
     app.include_router(audit.router)
     app.include_router(audit.keys_router)
+    app.include_router(oauth.router)
     return app

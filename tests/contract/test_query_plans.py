@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.product_repository import MongoCatalog
 from adapters.mongo.query_plans import explain_aggregate, explain_find
+from adapters.mongo.revocations import MongoRevocationList
+from domain.audit import AuditDecision, AuditRecord, parse_audit_query
 from domain.errors import DomainError
 from domain.history import record_change
 from domain.search import SortOrder, parse_filters, parse_search
@@ -81,6 +84,34 @@ async def recorded(mongo_catalog: MongoCatalog, mongo_url: str) -> tuple[MongoCa
                 await repo.search(
                     parse_search({**params, "sort": sort.value, "limit": "2", "cursor": page.next_cursor})
                 )
+    audit = MongoAuditLog(client[mongo_catalog.database.name])
+    revocations = MongoRevocationList(client[mongo_catalog.database.name])
+    for i in range(5):
+        await audit.append(
+            AuditRecord(
+                f"r{i}",
+                T0,
+                f"u{i % 2}",
+                ("viewer",),
+                "product:read",
+                "products",
+                AuditDecision.ALLOW if i % 2 else AuditDecision.DENY,
+                "x",
+                "c",
+                None,
+            )
+        )
+    for params in (
+        {},
+        {"actor": "u1"},
+        {"action": "product:read"},
+        {"decision": "deny"},
+        {"actor": "u1", "decision": "allow"},
+    ):
+        page = await audit.query(parse_audit_query({**params, "limit": "1"}))
+        await audit.query(parse_audit_query({**params, "limit": "1", "cursor": page.next_cursor or ""}))
+    await revocations.revoke("jti-1", T0)
+    await revocations.is_revoked("jti-1")
     await client.close()
     return mongo_catalog, recorder
 

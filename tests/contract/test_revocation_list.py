@@ -11,14 +11,19 @@ To run the suite against another adapter, add its name to ``ADAPTERS`` and provi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.memory.revocations import MemoryRevocationList
+from adapters.mongo.product_repository import MongoCatalog
+from adapters.mongo.revocations import MongoRevocationList
+from adapters.redis.client import create_redis
+from adapters.redis.revocations import RedisRevocationList
 from domain.audit import RevocationList
 
-ADAPTERS = ["memory"]
+ADAPTERS = ["memory", "mongo", "redis"]
 
 
 class ManualClock:
@@ -41,6 +46,19 @@ def revocation_clock() -> ManualClock:
 @pytest.fixture
 def memory_revocation_list(revocation_clock: ManualClock) -> RevocationList:
     return MemoryRevocationList(clock=revocation_clock)
+
+
+@pytest.fixture
+def mongo_revocation_list(revocation_clock: ManualClock, mongo_catalog: MongoCatalog) -> RevocationList:
+    return MongoRevocationList(mongo_catalog.database, clock=revocation_clock)
+
+
+@pytest.fixture
+async def redis_revocation_list(revocation_clock: ManualClock, redis_url: str) -> AsyncIterator[RevocationList]:
+    client = create_redis(redis_url)
+    await client.flushdb()
+    yield RedisRevocationList(client, clock=revocation_clock)
+    await client.aclose()
 
 
 @pytest.fixture(params=ADAPTERS)

@@ -1,0 +1,1 @@
+"""Redis adapters: state that every service process must share (revocations, abuse strikes)."""
