@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from application.metrics import NoMetrics, SecurityMetrics
 from domain.audit import AUTHENTICATION_ACTION, THREAT_ACTION, AuditDecision, AuditLog, AuditRecord
 from domain.errors import AccessDenied
 from domain.ports import Clock
@@ -35,9 +36,10 @@ def system_caller(subject: str, correlation_id: str = "-") -> Caller:
 
 
 class Authorizer:
-    def __init__(self, audit: AuditLog, clock: Clock) -> None:
+    def __init__(self, audit: AuditLog, clock: Clock, metrics: SecurityMetrics | None = None) -> None:
         self.audit = audit
         self.clock = clock
+        self.metrics: SecurityMetrics = metrics or NoMetrics()
 
     async def _record(self, caller: Caller, action: str, resource: str, decision: AuditDecision, reason: str) -> None:
         await self.audit.append(
@@ -60,6 +62,7 @@ class Authorizer:
         decision = decide(caller.principal, AccessRequest(permission, resource, tuple(brands)))
         verdict = AuditDecision.ALLOW if decision.allowed else AuditDecision.DENY
         await self._record(caller, permission.value, resource, verdict, decision.reason)
+        self.metrics.authz_decision(verdict.value)
         if not decision.allowed:
             raise AccessDenied(decision.reason)
 
@@ -74,9 +77,11 @@ class Authorizer:
             await self.require(caller, permission, resource)
 
     async def threat(self, caller: Caller, resource: str, kind: str) -> None:
+        self.metrics.threat_detected(kind)
         await self._record(caller, THREAT_ACTION, resource, AuditDecision.DENY, kind)
 
     async def authentication_failed(self, caller: Caller, resource: str, reason: str) -> None:
+        self.metrics.auth_failure(reason)
         await self._record(caller, AUTHENTICATION_ACTION, resource, AuditDecision.DENY, reason)
 
     async def event(self, caller: Caller, action: str, resource: str, allowed: bool, reason: str) -> None:

@@ -22,6 +22,7 @@ from adapters.auth.oauth_server import OAuthServer
 from adapters.embedded import EmbeddedMongo
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.memory.abuse import MemoryAbuseTracker
+from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
@@ -148,7 +149,8 @@ class Container(containers.DeclarativeContainer):
     audit_log = providers.Singleton(MongoAuditLog, database)
     redis = providers.Resource(redis_client, settings)
     revocations = providers.Singleton(revocation_list, database, redis)
-    authorizer = providers.Singleton(Authorizer, audit_log, clock)
+    metrics = providers.Singleton(PrometheusMetrics)
+    authorizer = providers.Singleton(Authorizer, audit_log, clock, metrics)
 
     keys = providers.Singleton(signing_keys, settings)
     token_issuer = providers.Singleton(

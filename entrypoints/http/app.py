@@ -44,6 +44,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
                 log.info("mongodb.migrated", changes=changes)
             app.state.use_cases = await resolve(container.use_cases)
             app.state.security = await resolve(container.security)
+            app.state.metrics = await resolve(container.metrics)
             app.state.oauth = await resolve(container.oauth_server)
             app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe}
             if on_startup is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+
+from adapters.metrics.prometheus import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 
@@ -13,6 +15,13 @@ router = APIRouter(tags=["health"])
 @router.get("/health/live")
 async def live() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; open, like the health endpoints (scrapers carry no tokens)."""
+    exporter = request.app.state.metrics
+    return Response(exporter.exposition(), media_type=CONTENT_TYPE)
 
 
 @router.get("/health/ready")

@@ -7,6 +7,7 @@ logged, echoed or stored.
 
 from __future__ import annotations
 
+import structlog
 from fastapi import Request
 
 from adapters.auth.access_tokens import InvalidToken
@@ -14,6 +15,7 @@ from application.authorization import Caller
 from domain.rbac import Principal
 from entrypoints.http.problems import Problem
 
+log = structlog.get_logger(__name__)
 ANONYMOUS = Principal(subject="anonymous", roles=frozenset())
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
@@ -41,6 +43,7 @@ async def current_caller(request: Request) -> Caller:
             raise InvalidToken("missing" if not header else "malformed")
         principal = await security.verifier.verify(token.strip())
     except InvalidToken as error:
+        log.info("auth.denied", reason=error.reason, route=resource, request_id=correlation_id)
         await security.authorizer.authentication_failed(anonymous, resource, error.reason)
         raise Problem(401, "a valid bearer access token is required", headers=CHALLENGE) from None
     caller = Caller(principal, correlation_id, client_ip)

@@ -102,10 +102,15 @@ def test_serve_demo_on_the_embedded_default(tmp_path: Path) -> None:
             assert docs.status == 200
         record = json.loads((tmp_path / "data" / "mongo-server.json").read_text())
         assert record["url"].startswith("mongodb://127.0.0.1:")
+        try:
+            get_json(f"{base}/api/v1/products", token[:-4] + "AAAA")
+        except urllib.error.HTTPError as tampered:
+            assert tampered.code == 401
     finally:
         server.send_signal(signal.SIGINT)
-        server.communicate(timeout=30)
+        _, logs = server.communicate(timeout=30)
     assert f"API docs at {base}/docs" in printed
+    assert token not in logs and token[:-4] not in logs, "no token ever reaches the logs"
     assert not (tmp_path / "data" / "mongo-server.json").exists(), "the owner stops its embedded server"
 
 

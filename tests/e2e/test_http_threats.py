@@ -84,3 +84,28 @@ async def test_oversized_bodies_are_413(http: httpx.AsyncClient) -> None:
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["correlation_id"] == response.headers["x-request-id"]
+
+
+async def test_security_events_are_counted_in_metrics(
+    anonymous_http: httpx.AsyncClient, issue: Callable[..., str]
+) -> None:
+    def value(text: str, name: str) -> float:
+        line = next((ln for ln in text.splitlines() if ln.startswith(name + " ")), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    before = (await anonymous_http.get("/metrics")).text
+    await anonymous_http.get(PRODUCTS, headers={"Authorization": "Bearer junk"})
+    await anonymous_http.get(
+        f"{PRODUCTS}?brand[$ne]=x", headers={"Authorization": f"Bearer {issue('viewer', subject='m2')}"}
+    )
+    await anonymous_http.get(PRODUCTS, headers={"Authorization": f"Bearer {issue('viewer', subject='m3')}"})
+    response = await anonymous_http.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    after = response.text
+    for name in (
+        'eyewear_auth_failures_total{reason="malformed"}',
+        'eyewear_threats_detected_total{kind="operator_injection"}',
+        'eyewear_authz_decisions_total{decision="allow"}',
+    ):
+        assert value(after, name) == value(before, name) + 1, name
+    assert "junk" not in after

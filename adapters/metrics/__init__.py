@@ -1,0 +1,1 @@
+"""Metrics adapters (prometheus-client)."""

@@ -1,0 +1,30 @@
+"""What the use cases report to operators; the Prometheus adapter turns it into CONTRACT.md 5 metrics.
+
+A port, so that the application never imports prometheus_client and tests can count events in
+memory.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class SecurityMetrics(Protocol):
+    def authz_decision(self, decision: str) -> None: ...
+
+    def auth_failure(self, reason: str) -> None: ...
+
+    def threat_detected(self, kind: str) -> None: ...
+
+
+class NoMetrics:
+    """For callers that do not export metrics (a CLI command, a unit test)."""
+
+    def authz_decision(self, decision: str) -> None:
+        return None
+
+    def auth_failure(self, reason: str) -> None:
+        return None
+
+    def threat_detected(self, kind: str) -> None:
+        return None
