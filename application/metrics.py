@@ -28,3 +28,19 @@ class NoMetrics:
 
     def threat_detected(self, kind: str) -> None:
         return None
+
+
+class CacheMetrics(Protocol):
+    """Cache effectiveness: ``result`` is ``hit`` or ``miss``; errors are counted apart."""
+
+    def cache_request(self, result: str) -> None: ...
+
+    def cache_error(self) -> None: ...
+
+
+class NoCacheMetrics:
+    def cache_request(self, result: str) -> None:
+        return None
+
+    def cache_error(self) -> None:
+        return None
