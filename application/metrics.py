@@ -44,3 +44,24 @@ class NoCacheMetrics:
 
     def cache_error(self) -> None:
         return None
+
+
+class IngestionMetrics(Protocol):
+    """What an ingestion run reports when it ends.
+
+    ``outcome`` is one of the run report counts (``created``, ``updated``, ``unchanged``,
+    ``invalid``); ``status`` is the run's final status (``succeeded``, ``failed``, ``rejected``,
+    ``rolled_back``). Reported once per run, so a pipeline never pays a call per row.
+    """
+
+    def ingestion_rows(self, outcome: str, count: int) -> None: ...
+
+    def ingestion_run(self, status: str, seconds: float) -> None: ...
+
+
+class NoIngestionMetrics:
+    def ingestion_rows(self, outcome: str, count: int) -> None:
+        return None
+
+    def ingestion_run(self, status: str, seconds: float) -> None:
+        return None

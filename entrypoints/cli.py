@@ -124,12 +124,19 @@ def serve(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="change nothing; fail when a query the code sends would scan a collection")
+    ] = False,
+) -> None:
     """Create collections, $jsonSchema validators and indexes (idempotent); print what changed."""
     from adapters.mongo.migrations import migrate as run_migrations
 
     settings = _settings()
     container = _container(settings)
+    if check:
+        _check_query_plans(settings, container)
+        return
 
     async def run() -> list[str]:
         await container.init_resources()
@@ -148,6 +155,37 @@ def migrate() -> None:
     except Exception as error:  # one line, never a traceback
         raise _fail(f"migration failed: {type(error).__name__}: {error}") from None
     typer.echo("\n".join(changes) if changes else "nothing to change: the database is up to date")
+
+
+def _check_query_plans(settings: Settings, container: Any) -> None:
+    """``migrate --check``: explains every query shape against the configured database's indexes."""
+    from adapters.mongo.plan_check import check_query_plans, scratch_name
+    from entrypoints.container import resolve
+
+    async def run() -> Any:
+        try:  # only the server's URL (the embedded one may start): no cache, no change stream, no Redis
+            url, options = await resolve(container.mongo_url), await resolve(container.mongo_options)
+            return await check_query_plans(url, options, settings.mongodb_db)
+        finally:
+            stopping = container.shutdown_resources()  # None when only synchronous resources ran
+            if stopping is not None:
+                await stopping
+
+    try:
+        report = asyncio.run(run())
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+    except Exception as error:  # one line, never a traceback
+        raise _fail(f"the query-plan check failed: {type(error).__name__}: {error}") from None
+    for entry in report.offending:
+        typer.echo(f"COLLSCAN {entry.describe()}")
+    summary = (
+        f"{len(report.entries)} query shapes on {len(report.collections)} collections"
+        f" (from {report.recorded} commands, run in the scratch database {scratch_name(settings.mongodb_db)})"
+    )
+    if report.offending:
+        raise _fail(f"{len(report.offending)} of {summary} would scan a collection; run `eyewear migrate`")
+    typer.echo(f"every one of {summary} uses an index")
 
 
 @app.command()

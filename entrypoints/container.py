@@ -19,6 +19,9 @@ from adapters.auth.hashing import ScryptHasher
 from adapters.auth.keys import SigningKeys
 from adapters.auth.oauth_audit import OAuthAudit
 from adapters.auth.oauth_server import OAuthServer
+from adapters.cache.backend import CacheStore
+from adapters.cache.cached_repository import CachedCatalog
+from adapters.cache.invalidation import ChangeFeedInvalidator
 from adapters.embedded import EmbeddedMongo
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.memory.abuse import MemoryAbuseTracker
@@ -26,6 +29,7 @@ from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
+from adapters.mongo.documents import ProductDocument
 from adapters.mongo.migrations import bind_documents
 from adapters.mongo.monitoring import DriverMonitor
 from adapters.mongo.product_repository import MongoCatalog
@@ -38,6 +42,7 @@ from application.authorization import Authorizer
 from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
 from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
 from application.client_registration import RegisterClient
+from application.metrics import CacheMetrics
 from domain.abuse import AbuseTracker
 from domain.audit import RevocationList
 from domain.ports import SystemClock
@@ -93,6 +98,41 @@ async def redis_client(settings: Settings) -> AsyncIterator[Any]:
         await client.aclose()
 
 
+async def cache_store(settings: Settings, metrics: CacheMetrics) -> AsyncIterator[CacheStore]:
+    """The catalog cache: shared in Redis when configured, else this process's memory."""
+    store = CacheStore.open(settings.redis_url, metrics)
+    await store.init()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def cache_invalidation(
+    settings: Settings, database_provider: Any, url_provider: Any, options: MongoOptions, store: CacheStore
+) -> AsyncIterator[ChangeFeedInvalidator | None]:
+    """A memory cache follows other processes' writes through the change stream; Redis needs not.
+
+    The stream long-polls on a client of its own: it holds its connection all the time, which in
+    the app's pool would take a slot from requests and never let the ``in_use`` gauge reach 0.
+    It starts once the database answered, and takes providers, not values: a Resource injected
+    into a Resource trips dependency-injector when the first one fails (an unreachable database),
+    and that failure must stay the one clear line a command prints.
+    """
+    if settings.redis_url:
+        yield None
+        return
+    await resolve(database_provider)
+    client: Any = create_client(await resolve(url_provider), options)
+    watcher = ChangeFeedInvalidator(client[settings.mongodb_db][ProductDocument.Settings.name], store)
+    await watcher.start()
+    try:
+        yield watcher
+    finally:
+        await watcher.stop()
+        await client.close()
+
+
 def revocation_list(database: AsyncDatabase[Any], redis: Any) -> RevocationList:
     """Redis when configured, else MongoDB: revocations must be seen by every process."""
     return RedisRevocationList(redis) if redis is not None else MongoRevocationList(database)
@@ -141,15 +181,20 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     sanitizer = providers.Singleton(Nh3Sanitizer)
-    monitor = providers.Singleton(DriverMonitor)
+    metrics = providers.Singleton(PrometheusMetrics)
+    monitor = providers.Singleton(DriverMonitor, providers.List(metrics))
     mongo_options = providers.Singleton(mongo_options, settings)
     mongo_url = providers.Resource(mongo_url, settings)
     database = providers.Resource(mongo_database, mongo_url, settings, mongo_options, monitor)
-    catalog = providers.Singleton(MongoCatalog, database)
+    mongo_catalog = providers.Singleton(MongoCatalog, database)
+    cache_store = providers.Resource(cache_store, settings, metrics)
+    cache_invalidation = providers.Resource(
+        cache_invalidation, settings, database.provider, mongo_url.provider, mongo_options, cache_store
+    )
+    catalog = providers.Singleton(CachedCatalog, mongo_catalog, cache_store)
     audit_log = providers.Singleton(MongoAuditLog, database)
     redis = providers.Resource(redis_client, settings)
     revocations = providers.Singleton(revocation_list, database, redis)
-    metrics = providers.Singleton(PrometheusMetrics)
     authorizer = providers.Singleton(Authorizer, audit_log, clock, metrics)
 
     keys = providers.Singleton(signing_keys, settings)

@@ -2,32 +2,111 @@
 
 One registry per application instance (not the global default), so that several apps in one
 process (tests, the benchmark) never collide on registration. Labels stay low-cardinality:
-reasons, kinds and decisions come from closed sets, never from input.
+reasons, kinds, decisions, routes and commands come from closed sets, never from input. Label
+values of closed sets are created up front, so a counter exists at 0 before its first event and
+``rate()`` and alerts see the first increment.
+
+Several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` (an empty, writable directory) before
+the processes start; each then writes its values there and ``exposition()`` merges every
+process's files (docs/operations.md).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+import os
 
-from application.metrics import SecurityMetrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from application.metrics import CacheMetrics, IngestionMetrics, SecurityMetrics
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+#: Request latency buckets; 5 ms, 25 ms, 100 ms and 300 ms are SLO edges.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: MongoDB command buckets: finer at the bottom, where an indexed read lands.
+MONGODB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.3, 1.0, 2.5, 10.0)
+#: Ingestion runs last from a second (a small feed) to many minutes (a full catalog).
+INGESTION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+CACHE_RESULTS = ("hit", "miss")
+POOL_STATES = ("open", "in_use", "idle")
+CHECKOUT_FAILURE_REASONS = ("timeout", "pool_closed", "connection_error", "other")
+INGESTION_OUTCOMES = ("created", "updated", "unchanged", "invalid")
+INGESTION_STATUSES = ("succeeded", "failed", "rejected", "rolled_back")
 
 
-class PrometheusMetrics(SecurityMetrics):
+class PrometheusMetrics(SecurityMetrics, CacheMetrics, IngestionMetrics):
+    """Every port of application.metrics, the HTTP middleware's and the driver monitor's, in one place."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        r = self.registry
         self.auth_failures = Counter(
-            "eyewear_auth_failures", "Requests refused for want of a valid token", ["reason"], registry=self.registry
+            "eyewear_auth_failures", "Requests refused for want of a valid token", ["reason"], registry=r
         )
-        self.authz_decisions = Counter(
-            "eyewear_authz_decisions", "Authorization decisions", ["decision"], registry=self.registry
+        self.authz_decisions = Counter("eyewear_authz_decisions", "Authorization decisions", ["decision"], registry=r)
+        self.threats = Counter("eyewear_threats_detected", "Threats detected in requests", ["kind"], registry=r)
+
+        self.http_requests = Counter(
+            "eyewear_http_requests", "HTTP requests by route template", ["method", "route", "status"], registry=r
         )
-        self.threats = Counter(
-            "eyewear_threats_detected", "Threats detected in requests", ["kind"], registry=self.registry
+        self.http_duration = Histogram(
+            "eyewear_http_request_duration_seconds",
+            "HTTP request latency, first byte in to last byte out",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
         )
 
+        self.mongodb_duration = Histogram(
+            "eyewear_mongodb_command_duration_seconds",
+            "MongoDB command round trips as the driver measured them",
+            ["command"],
+            buckets=MONGODB_BUCKETS,
+            registry=r,
+        )
+        self.mongodb_pool_connections = Gauge(
+            "eyewear_mongodb_pool_connections",
+            "Pooled MongoDB connections: open = in_use + idle",
+            ["state"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.mongodb_checkout_failures = Counter(
+            "eyewear_mongodb_pool_checkout_failures",
+            "Connection checkouts that failed (timeout: the pool was exhausted)",
+            ["reason"],
+            registry=r,
+        )
+
+        self.cache_requests = Counter("eyewear_cache_requests", "Cache look-ups by result", ["result"], registry=r)
+        self.cache_errors = Counter("eyewear_cache_errors", "Cache operations that failed", registry=r)
+
+        self.ingestion_row_counts = Counter(
+            "eyewear_ingestion_rows", "Feed rows by what became of them", ["outcome"], registry=r
+        )
+        self.ingestion_runs = Counter("eyewear_ingestion_runs", "Finished ingestion runs", ["status"], registry=r)
+        self.ingestion_duration = Histogram(
+            "eyewear_ingestion_duration_seconds", "Ingestion run duration", buckets=INGESTION_BUCKETS, registry=r
+        )
+        self._preset()
+
+    def _preset(self) -> None:
+        for result in CACHE_RESULTS:
+            self.cache_requests.labels(result=result)
+        for state in POOL_STATES:
+            self.mongodb_pool_connections.labels(state=state).set(0)
+        for reason in CHECKOUT_FAILURE_REASONS:
+            self.mongodb_checkout_failures.labels(reason=reason)
+        for outcome in INGESTION_OUTCOMES:
+            self.ingestion_row_counts.labels(outcome=outcome)
+        for status in INGESTION_STATUSES:
+            self.ingestion_runs.labels(status=status)
+
+    # SecurityMetrics
     def authz_decision(self, decision: str) -> None:
         self.authz_decisions.labels(decision=decision).inc()
 
@@ -37,5 +116,43 @@ class PrometheusMetrics(SecurityMetrics):
     def threat_detected(self, kind: str) -> None:
         self.threats.labels(kind=kind).inc()
 
+    # CacheMetrics
+    def cache_request(self, result: str) -> None:
+        self.cache_requests.labels(result=result).inc()
+
+    def cache_error(self) -> None:
+        self.cache_errors.inc()
+
+    # IngestionMetrics
+    def ingestion_rows(self, outcome: str, count: int) -> None:
+        self.ingestion_row_counts.labels(outcome=outcome).inc(count)
+
+    def ingestion_run(self, status: str, seconds: float) -> None:
+        self.ingestion_runs.labels(status=status).inc()
+        self.ingestion_duration.observe(seconds)
+
+    # The HTTP middleware's port (entrypoints.http.metrics_middleware.HttpMetrics)
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(method=method, route=route, status=str(status)).inc()
+        self.http_duration.labels(method=method, route=route).observe(seconds)
+
+    # The driver monitor's observer (adapters.mongo.monitoring.DriverObserver)
+    def mongodb_command(self, command: str, seconds: float) -> None:
+        self.mongodb_duration.labels(command=command).observe(seconds)
+
+    def mongodb_pool(self, open_connections: int, in_use: int) -> None:
+        self.mongodb_pool_connections.labels(state="open").set(open_connections)
+        self.mongodb_pool_connections.labels(state="in_use").set(in_use)
+        self.mongodb_pool_connections.labels(state="idle").set(max(open_connections - in_use, 0))
+
+    def mongodb_checkout_failure(self, reason: str) -> None:
+        self.mongodb_checkout_failures.labels(reason=reason).inc()
+
     def exposition(self) -> bytes:
+        """This process's registry; with PROMETHEUS_MULTIPROC_DIR, the merged values of every worker."""
+        directory = os.environ.get(MULTIPROC_ENV)
+        if directory:
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged, path=directory)
+            return generate_latest(merged)
         return generate_latest(self.registry)

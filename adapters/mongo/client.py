@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from adapters.mongo.monitoring import DriverMonitor
 
@@ -20,7 +21,12 @@ class MongoOptions:
     server_selection_timeout_ms: int = 10_000
 
 
-def create_client(url: str, options: MongoOptions, monitor: DriverMonitor | None = None) -> AsyncMongoClient[Any]:
+def create_client(
+    url: str,
+    options: MongoOptions,
+    monitor: DriverMonitor | None = None,
+    listeners: Sequence[monitoring.CommandListener] = (),
+) -> AsyncMongoClient[Any]:
     """Connects lazily: building a client never blocks, the first command does."""
     return AsyncMongoClient(
         url,
@@ -32,5 +38,5 @@ def create_client(url: str, options: MongoOptions, monitor: DriverMonitor | None
         serverSelectionTimeoutMS=options.server_selection_timeout_ms,
         tz_aware=True,
         appname="eyewear-catalog",
-        event_listeners=[monitor] if monitor else [],
+        event_listeners=[*([monitor] if monitor else []), *listeners],
     )

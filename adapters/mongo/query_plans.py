@@ -1,7 +1,7 @@
 """Query-plan inspection: which stages the server would run for a query shape.
 
-Used by the query-plan tests (every shape the repository issues must be answered by an index)
-and meant for ``eyewear migrate --check`` later.
+The explain helpers under ``QueryPlanAnalyzer`` (adapters/mongo/query_analyzer.py), which the
+query-plan tests and ``eyewear migrate --check`` use.
 """
 
 from __future__ import annotations

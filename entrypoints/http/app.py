@@ -14,6 +14,7 @@ from adapters.mongo.migrations import migrate
 from entrypoints.container import Container, resolve
 from entrypoints.http import audit, health, oauth, products
 from entrypoints.http.body_limit import BodyLimitMiddleware
+from entrypoints.http.metrics_middleware import RequestTelemetryMiddleware
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
 
@@ -29,8 +30,14 @@ def _mongo_probe(container: Container) -> Callable[[], Awaitable[Any]]:
     return probe
 
 
-async def _cache_probe() -> None:
-    """The in-process cache cannot fail; the cache issue replaces this with a Redis ping."""
+def _cache_probe(container: Container) -> Callable[[], Awaitable[Any]]:
+    """Redis answers a ping (or the memory cache follows the change stream); else reads bypass it."""
+
+    async def probe() -> Any:
+        store = await resolve(container.cache_store)
+        return await asyncio.wait_for(store.ping(), timeout=1.0)
+
+    return probe
 
 
 def create_app(container: Container, on_startup: StartupHook | None = None) -> FastAPI:
@@ -46,7 +53,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
             app.state.security = await resolve(container.security)
             app.state.metrics = await resolve(container.metrics)
             app.state.oauth = await resolve(container.oauth_server)
-            app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe}
+            app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe(container)}
             if on_startup is not None:
                 await on_startup(container)
             yield
@@ -61,6 +68,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestTelemetryMiddleware)  # inside the request id: its log line carries it
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, a 413 too, carries the id
     app.include_router(health.router)
     app.include_router(products.router)

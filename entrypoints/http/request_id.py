@@ -1,4 +1,8 @@
-"""``X-Request-ID``: taken from the caller when sane, else made; bound for logs and problems."""
+"""``X-Request-ID``: taken from the caller when sane, else made; bound for logs and problems.
+
+Bound in structlog's contextvars for the whole request, so every log line written while it is
+served (structlog or stdlib, from any layer) carries ``request_id`` without passing it around.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import re
 import uuid
 from contextvars import ContextVar
 
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ class RequestIdMiddleware:
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
         request_id = sane_request_id(incoming)
         token = current_request_id.set(request_id)
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
 
         started = False
@@ -73,4 +79,5 @@ class RequestIdMiddleware:
             )
             await send_with_id({"type": "http.response.body", "body": body})
         finally:
+            structlog.contextvars.reset_contextvars(**bound)
             current_request_id.reset(token)

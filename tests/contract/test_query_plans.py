@@ -1,7 +1,8 @@
 """Every query shape the Mongo repository issues is answered by an index: IXSCAN, never COLLSCAN.
 
-The shapes are not restated here: a command listener records what the repository really sends
-while it serves every kind of read and write, and each recorded filter is explained.
+The shapes are not restated here: the QueryPlanAnalyzer (the one ``eyewear migrate --check``
+uses) records what the repository really sends while it serves every kind of read and write,
+and each recorded shape is explained.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import dataclasses
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from adapters.mongo.audit_log import MongoAuditLog
+from adapters.mongo.plan_check import copy_indexes
+from adapters.mongo.plan_workload import FILTER_SHAPES, drive_repositories
 from adapters.mongo.product_repository import MongoCatalog
-from adapters.mongo.query_plans import explain_aggregate, explain_find
+from adapters.mongo.query_analyzer import PlanEntry, QueryPlanAnalyzer
 from adapters.mongo.revocations import MongoRevocationList
 from domain.audit import AuditDecision, AuditRecord, parse_audit_query
 from domain.errors import DomainError
@@ -22,41 +25,11 @@ from domain.history import record_change
 from domain.search import SortOrder, parse_filters, parse_search
 from tests.builders import T0, creation, payload, product, sunglasses, variant
 
-FILTER_SHAPES: list[dict[str, str]] = [
-    {},
-    {"brand": "Ray-Ban"},
-    {"category": "sunglasses"},
-    {"frame_shape": "round"},
-    {"frame_material": "metal"},
-    {"rim_type": "rimless"},
-    {"gender": "kids"},
-    {"face_shape": "oval"},
-    {"size_class": "large"},
-    {"min_price": "10", "max_price": "200", "currency": "EUR"},
-    {"in_stock": "true"},
-    {"q": "club master"},
-    {"brand": "Ray-Ban", "frame_shape": "browline", "min_price": "50", "max_price": "300"},
-    {"category": "eyeglasses", "gender": "unisex", "in_stock": "false", "q": "frame"},
-]
-
-
-class Recorder(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in ("find", "aggregate", "update", "delete"):
-            self.commands.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
-
 
 @pytest.fixture
-async def recorded(mongo_catalog: MongoCatalog, mongo_url: str) -> tuple[MongoCatalog, Recorder]:
+async def recorded(mongo_catalog: MongoCatalog, mongo_url: str) -> tuple[MongoCatalog, QueryPlanAnalyzer]:
     """Drives every repository operation through a client whose commands are recorded."""
-    recorder = Recorder()
+    recorder = QueryPlanAnalyzer()
     client: Any = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[recorder])
     repo = MongoCatalog(client[mongo_catalog.database.name])
     items = [
@@ -116,34 +89,40 @@ async def recorded(mongo_catalog: MongoCatalog, mongo_url: str) -> tuple[MongoCa
     return mongo_catalog, recorder
 
 
-def assert_indexed(stages: list[str], command: dict[str, Any]) -> None:
-    assert "COLLSCAN" not in stages, (stages, command)
-    assert {"IXSCAN", "IDHACK", "EXPRESS_IXSCAN"} & set(stages), (stages, command)
+def assert_indexed(entry: PlanEntry) -> None:
+    assert "COLLSCAN" not in entry.stages, entry.describe()
+    assert {"IXSCAN", "IDHACK", "EXPRESS_IXSCAN"} & set(entry.stages), entry.describe()
+    assert entry.uses_index
 
 
-async def test_every_recorded_query_shape_uses_an_index(recorded: tuple[MongoCatalog, Recorder]) -> None:
+async def test_every_recorded_query_shape_uses_an_index(recorded: tuple[MongoCatalog, QueryPlanAnalyzer]) -> None:
     catalog, recorder = recorded
     kinds = {next(iter(c)) for c in recorder.commands}
     assert {"find", "aggregate", "update"} <= kinds
-    explained = 0
-    for command in recorder.commands:
-        name = next(iter(command))
-        collection = command[name]
-        if name == "find":
-            stages = await explain_find(
-                catalog.database,
-                collection,
-                command.get("filter", {}),
-                list(command.get("sort", {}).items()) or None,
-                command.get("limit"),
-            )
-        elif name == "aggregate":
-            stages = await explain_aggregate(catalog.database, collection, command["pipeline"])
-        else:
-            for statement in command.get("updates", command.get("deletes", [])):
-                stages = await explain_find(catalog.database, collection, statement["q"])
-                assert_indexed(stages, command)
-            continue
-        assert_indexed(stages, command)
-        explained += 1
+    report = await recorder.analyze(catalog.database)
+    for entry in report.entries:
+        assert_indexed(entry)
+    assert not report.offending
+    explained = sum(1 for entry in report.entries if entry.command in ("find", "aggregate"))
     assert explained >= len(FILTER_SHAPES) * (len(SortOrder) + 1)
+
+
+async def test_the_migrate_check_workload_sends_every_shape_this_test_records(
+    recorded: tuple[MongoCatalog, QueryPlanAnalyzer], mongo_url: str
+) -> None:
+    """``eyewear migrate --check`` runs its own workload: it must not miss a shape the code sends."""
+    catalog, recorder = recorded
+    checker = QueryPlanAnalyzer()
+    client: Any = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[checker])
+    scratch = client[f"{catalog.database.name}_drift"]
+    try:
+        await copy_indexes(client[catalog.database.name], scratch)
+        await drive_repositories(scratch)
+    finally:
+        await client.drop_database(scratch.name)
+        await client.close()
+
+    def shapes(analyzer: QueryPlanAnalyzer) -> set[tuple[str, str, str]]:
+        return {(q.collection, q.command, q.shape) for q in analyzer.queries()}
+
+    assert shapes(recorder) <= shapes(checker), shapes(recorder) - shapes(checker)
