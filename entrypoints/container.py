@@ -135,7 +135,8 @@ async def cache_invalidation(
 
 def revocation_list(database: AsyncDatabase[Any], redis: Any) -> RevocationList:
     """Redis when configured, else MongoDB: revocations must be seen by every process."""
-    return RedisRevocationList(redis) if redis is not None else MongoRevocationList(database)
+    durable = MongoRevocationList(database)
+    return RedisRevocationList(redis, fallback=durable) if redis is not None else durable
 
 
 def abuse_tracker(redis: Any) -> AbuseTracker:

@@ -6,6 +6,8 @@ import math
 from datetime import datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from domain.abuse import DEFAULT_ABUSE_POLICY, AbusePolicy, AbuseTracker
 
 PREFIX = "eyewear:abuse:"
@@ -19,6 +21,13 @@ class RedisAbuseTracker(AbuseTracker):
         self.policy = policy
 
     async def strike(self, key: str, now: datetime) -> datetime | None:
+        """A Redis outage drops the strike rather than failing the request that earned it."""
+        try:
+            return await self._strike(key, now)
+        except (RedisError, OSError):
+            return None
+
+    async def _strike(self, key: str, now: datetime) -> datetime | None:
         counter = f"{PREFIX}strikes:{key}"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(counter)
@@ -34,7 +43,10 @@ class RedisAbuseTracker(AbuseTracker):
         return until
 
     async def blocked_until(self, key: str, now: datetime) -> datetime | None:
-        stored = await self.redis.get(f"{PREFIX}blocked:{key}")
+        try:
+            stored = await self.redis.get(f"{PREFIX}blocked:{key}")
+        except (RedisError, OSError):
+            return None
         if stored is None:
             return None
         until = datetime.fromisoformat(stored.decode() if isinstance(stored, bytes) else str(stored))
