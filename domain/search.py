@@ -266,10 +266,7 @@ def parse_search(params: Mapping[str, Any]) -> SearchQuery:
     reader = FieldReader(params)
     sort = reader.choice("sort", SortOrder, required=False) or SortOrder.NAME
     limit = reader.integer("limit", (1, MAX_LIMIT), required=False) or DEFAULT_LIMIT
-    try:
-        filters = parse_filters(params, reader)
-    except ValidationFailed:
-        raise
+    filters = parse_filters(params, reader)
     token = params.get("cursor")
     cursor = Cursor.decode(token, sort) if isinstance(token, str) and token else None
     return SearchQuery(filters=filters, sort=sort, limit=limit, cursor=cursor)

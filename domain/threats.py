@@ -25,8 +25,6 @@ class ThreatKind(StrEnum):
     OPERATOR_INJECTION = "operator_injection"
     SERVER_SIDE_JS = "server_side_js"
     MARKUP = "markup"
-    OVERSIZED = "oversized"
-    ABUSE = "abuse"
 
 
 @dataclass(frozen=True, slots=True)

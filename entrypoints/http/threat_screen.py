@@ -18,7 +18,7 @@ from fastapi import Request
 from application.authorization import Authorizer, Caller
 from domain.abuse import AbuseTracker
 from domain.ports import Clock
-from domain.threats import Threat, ThreatKind, scan_document, scan_query
+from domain.threats import Threat, scan_document, scan_query
 from entrypoints.http.problems import Problem
 
 
@@ -71,6 +71,3 @@ class ThreatScreen:
 def _too_many(until: datetime, now: datetime) -> Problem:
     seconds = max(1, math.ceil((until - now).total_seconds()))
     return Problem(429, "too many refused requests; try again later", headers={"Retry-After": str(seconds)})
-
-
-OVERSIZED = ThreatKind.OVERSIZED
