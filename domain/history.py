@@ -25,6 +25,11 @@ class HistoryEntry:
     actor: str
     source: str
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The product before this change, kept by ingestion so that a run can be undone exactly
+    #: (None for a creation, and for API changes, which do not need it).
+    previous: Product | None = None
+    #: True for the entry a rollback writes: it restores the state before the run named by ``source``.
+    reverts: bool = False
 
 
 def _flatten(product: Product | None) -> dict[str, Any]:
@@ -49,7 +54,9 @@ def changes_between(before: Product | None, after: Product) -> dict[str, dict[st
     }
 
 
-def record_change(before: Product | None, after: Product, actor: str, source: str) -> HistoryEntry:
+def record_change(
+    before: Product | None, after: Product, actor: str, source: str, keep_previous: bool = False, reverts: bool = False
+) -> HistoryEntry:
     return HistoryEntry(
         product_id=after.product_id,
         version=after.version,
@@ -57,4 +64,6 @@ def record_change(before: Product | None, after: Product, actor: str, source: st
         actor=actor,
         source=source,
         changes=changes_between(before, after),
+        previous=before if keep_previous else None,
+        reverts=reverts,
     )

@@ -7,9 +7,13 @@ A repository returns domain objects, never documents or dicts.
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from domain.feed_rows import RowError
 from domain.history import HistoryEntry
+from domain.ingestion import IngestionRun
 from domain.product import Product
 from domain.search import Facets, Page, SearchFilters, SearchQuery
 
@@ -47,6 +51,97 @@ class ProductHistory(abc.ABC):
     @abc.abstractmethod
     async def entries(self, product_id: str) -> list[HistoryEntry]:
         """Oldest first; the creation is the first entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What change detection needs of a stored product, without decoding all of it."""
+
+    product_id: str
+    version: int
+    fields_hash: str
+    #: SKU -> ``variant_hash`` of the stored variant.
+    variant_hashes: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductWrite:
+    """One conditional write of a batch.
+
+    create: ``before`` None, ``after`` the new product (it must not exist yet);
+    replace: both given (the stored product must still be at ``before.version``);
+    delete: ``after`` None (the stored product must still be at ``before.version``; its history goes too,
+    because the product never existed before the run that created it).
+    ``entry`` explains a create or replace and is stored with it; a delete has none.
+    """
+
+    before: Product | None
+    after: Product | None
+    entry: HistoryEntry | None = None
+
+    @property
+    def product_id(self) -> str:
+        product = self.after or self.before
+        assert product is not None, "a write has a before, an after or both"
+        return product.product_id
+
+
+class BulkCatalog(abc.ABC):
+    """Batch reads and all-or-nothing batch writes: what a feed of any size needs to stay fast."""
+
+    @abc.abstractmethod
+    async def fingerprints(self, product_ids: Collection[str]) -> dict[str, Fingerprint]:
+        """The stored products among ``product_ids`` (archived ones included), by id."""
+
+    @abc.abstractmethod
+    async def sku_owners(self, skus: Collection[str]) -> dict[str, str]:
+        """SKU -> id of the product that holds it, for the stored SKUs among ``skus``."""
+
+    @abc.abstractmethod
+    async def gtin_owners(self, gtins: Collection[str]) -> dict[str, str]:
+        """GTIN -> SKU that holds it, for the stored GTINs among ``gtins``."""
+
+    @abc.abstractmethod
+    async def get_many(self, product_ids: Collection[str]) -> dict[str, Product]: ...
+
+    @abc.abstractmethod
+    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        """Applies every write or none.
+
+        VersionMismatch when a product is not at its expected version (or a created one exists
+        already); ProductConflict when a SKU or a GTIN belongs to a product outside its write.
+        Transient storage errors are retried inside the adapter; what escapes is permanent.
+        """
+
+    @abc.abstractmethod
+    def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
+        """Every history entry written with ``source``, by product id, then version."""
+
+
+class IngestionRuns(abc.ABC):
+    """Run records and their row errors (pageable, any number of them)."""
+
+    @abc.abstractmethod
+    async def add(self, run: IngestionRun) -> None: ...
+
+    @abc.abstractmethod
+    async def save(self, run: IngestionRun) -> None:
+        """Replaces the stored record of ``run.run_id``."""
+
+    @abc.abstractmethod
+    async def get(self, run_id: str) -> IngestionRun | None: ...
+
+    @abc.abstractmethod
+    async def recent(self, limit: int) -> list[IngestionRun]:
+        """Newest first (by ``created_at``, then ``run_id``)."""
+
+    @abc.abstractmethod
+    async def add_errors(self, run_id: str, first_seq: int, errors: Sequence[RowError]) -> None:
+        """Stores ``errors`` numbered ``first_seq``, ``first_seq + 1``, …; storing a number twice keeps one."""
+
+    @abc.abstractmethod
+    async def errors(self, run_id: str, after: int | None, limit: int) -> list[tuple[int, RowError]]:
+        """Up to ``limit`` errors with their numbers, in order, after number ``after``."""
 
 
 class Clock(abc.ABC):

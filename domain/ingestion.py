@@ -1,0 +1,131 @@
+"""Ingestion runs: the record of one feed going into the catalog (CONTRACT.md 4.4).
+
+A run is created ``queued``, becomes ``running``, and ends ``succeeded``, ``failed`` (a permanent
+error or a failed data-flow check) or ``rejected`` (``reject-all`` met an invalid row); a
+succeeded run may later become ``rolled_back``. Its counts obey two laws the data-flow validation
+checks: rows = valid + invalid, and valid = created + updated + unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class ErrorPolicy(StrEnum):
+    SKIP_INVALID = "skip-invalid"
+    REJECT_ALL = "reject-all"
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    products_created: int = 0
+    products_updated: int = 0
+
+    def plus(self, other: RunCounts) -> RunCounts:
+        return RunCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)})
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One data-flow validation check: its name, whether it held, and what was compared."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionRun:
+    run_id: str
+    status: RunStatus
+    dry_run: bool
+    error_policy: ErrorPolicy
+    source: str
+    actor: str
+    created_at: datetime
+    counts: RunCounts = RunCounts()
+    checks: tuple[Check, ...] = ()
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    #: Why a run failed or was rejected, in one line (None otherwise).
+    reason: str | None = None
+    #: Feed fields that are not in FEED.md, with how many rows carried each (ignored, reported once).
+    unknown_fields: dict[str, int] = field(default_factory=dict)
+    rolled_back_at: datetime | None = None
+    rolled_back_by: str | None = None
+
+    @property
+    def validation_passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds(), 3)
+
+    @property
+    def rows_per_second(self) -> float | None:
+        duration = self.duration_seconds
+        if duration is None:
+            return None
+        return round(self.counts.rows / duration, 1) if duration > 0 else float(self.counts.rows)
+
+    def but(self, **changes: Any) -> IngestionRun:
+        return dataclasses.replace(self, **changes)
+
+
+def run_report(run: IngestionRun) -> dict[str, Any]:
+    """The run report of CONTRACT.md 4.4 (plus ``reason`` and ``unknown_fields``)."""
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "dry_run": run.dry_run,
+        "error_policy": run.error_policy.value,
+        "source": run.source,
+        "actor": run.actor,
+        "counts": run.counts.as_dict(),
+        "validation": {
+            "passed": run.validation_passed,
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in run.checks],
+        },
+        "reason": run.reason,
+        "unknown_fields": dict(sorted(run.unknown_fields.items())),
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_seconds": run.duration_seconds,
+        "rows_per_second": run.rows_per_second,
+        "rolled_back_at": _iso(run.rolled_back_at),
+        "rolled_back_by": run.rolled_back_by,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
