@@ -15,7 +15,6 @@ carries identical product-level fields, so ingesting the feed yields no ``style_
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import TypeVar
 
+from adapters.feeds import render
 from adapters.feeds import sample_vocabulary as v
 
 DEFAULT_PATH = Path("examples/sample-feed.jsonl")
@@ -257,20 +257,8 @@ def generate_rows(*, styles: int = 90, seed: int = 2026) -> Iterator[dict[str, o
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, object]]) -> int:
-    """Write ``rows`` as compact JSON Lines in FEED.md field order; return the row count.
-
-    A fixed key order and separators keep the file diff-friendly and byte-stable; unknown keys
-    (none are generated) follow the known ones, sorted, rather than being dropped silently.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for row in rows:
-            ordered = {k: row[k] for k in v.FIELD_ORDER if k in row}
-            ordered |= {k: row[k] for k in sorted(row) if k not in ordered}
-            out.write(json.dumps(ordered, ensure_ascii=False, separators=(",", ":")) + "\n")
-            count += 1
-    return count
+    """Write ``rows`` to ``path`` as the feed's JSON Lines (``adapters.feeds.render``); return the count."""
+    return render.write_jsonl(rows, path)
 
 
 def main(argv: list[str] | None = None) -> int:
