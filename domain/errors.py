@@ -62,11 +62,19 @@ class ThreatDetected(ValidationFailed):
     """Input carried an injection attempt; refused, never rewritten."""
 
 
-class ProductNotFound(DomainError):
+class NotFound(DomainError):
+    """The thing asked for does not exist (a product, a run, a store)."""
+
+
+class Conflict(DomainError):
+    """The request contradicts the stored state (something exists, or changed since)."""
+
+
+class ProductNotFound(NotFound):
     """No product with that id or SKU."""
 
 
-class ProductConflict(DomainError):
+class ProductConflict(Conflict):
     """The product, one of its SKUs or one of its GTINs already belongs to the catalog."""
 
 

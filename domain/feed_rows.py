@@ -48,6 +48,17 @@ class RowError:
     message: str
 
 
+def row_error_to_dict(error: RowError) -> dict[str, Any]:
+    """The JSON shape of CONTRACT.md 4.4 (``GET …/errors``) and of the CLI report."""
+    return {
+        "line": error.line,
+        "sku": error.sku,
+        "field": error.field,
+        "code": str(error.code),
+        "message": error.message,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedRow:
     """A valid row: the product-level fields it carries and the variant it describes."""

@@ -69,7 +69,7 @@ class IngestionRun:
     source: str
     actor: str
     created_at: datetime
-    counts: RunCounts = RunCounts()
+    counts: RunCounts = field(default_factory=RunCounts)
     checks: tuple[Check, ...] = ()
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -123,6 +123,10 @@ class Product:
         variants = tuple(variant if v.sku == variant.sku else v for v in self.variants)
         return self._next(now, draft=dataclasses.replace(self.draft, variants=variants))
 
+    def restored_to(self, previous: Product, now: datetime) -> Product:
+        """The next version with the content (and status) of an earlier one: an undo that keeps counting."""
+        return self._next(now, draft=previous.draft, status=previous.status)
+
     def archived(self, now: datetime) -> Product:
         return self._next(now, status=ProductStatus.ARCHIVED)
 

@@ -222,6 +222,111 @@ def token(
     typer.echo(issued.token)
 
 
+def _with_container(settings: Settings, work: Any, failure: str) -> Any:
+    """Runs ``work(container)`` with the container's resources (and the migrations) up.
+
+    Every failure becomes one line on stderr: ``eyewear: <failure>: <why>``, exit 1.
+    """
+    container = _container(settings)
+
+    async def run() -> Any:
+        from adapters.mongo.migrations import migrate as run_migrations
+        from entrypoints.container import resolve
+
+        await container.init_resources()
+        try:
+            await run_migrations(await resolve(container.database))  # validators and indexes first
+            return await work(container)
+        finally:
+            await container.shutdown_resources()
+
+    try:
+        return asyncio.run(run())
+    except typer.Exit:
+        raise
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+    except Exception as error:  # one line, never a traceback
+        from domain.errors import DomainError
+
+        reason = error.message if isinstance(error, DomainError) else f"{type(error).__name__}: {error}"
+        raise _fail(f"{failure}: {reason}") from None
+
+
+@app.command()
+def ingest(
+    path: Annotated[str, typer.Argument(help="a .jsonl, .ndjson or .csv feed, optionally .gz")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="compute and report everything, write nothing")] = False,
+    error_policy: Annotated[
+        str, typer.Option("--error-policy", help="skip-invalid (default) or reject-all")
+    ] = "skip-invalid",
+    report: Annotated[str | None, typer.Option("--report", help="write the full JSON report here")] = None,
+) -> None:
+    """Run the ingestion pipeline on a SKU Genie feed file; print the run summary."""
+    from pathlib import Path
+
+    from adapters.feeds.readers import FeedFile, UnsupportedFeed
+    from domain.ingestion import ErrorPolicy
+
+    try:
+        policy = ErrorPolicy(error_policy)
+    except ValueError:
+        raise _fail(f"--error-policy must be one of: {', '.join(p.value for p in ErrorPolicy)}", 2) from None
+    feed_path = Path(path)
+    if not feed_path.is_file():
+        raise _fail(f"no feed file at {path}", 2)
+    try:
+        feed = FeedFile(feed_path)
+    except UnsupportedFeed as error:
+        raise _fail(str(error), 2) from None
+    report_path = Path(report) if report else None
+    if report_path is not None and not report_path.parent.exists():
+        raise _fail(f"the report's folder {report_path.parent} does not exist", 2)
+    settings = _settings()
+
+    async def work(container: Any) -> Any:
+        from application.authorization import system_caller
+        from entrypoints.container import resolve
+        from entrypoints.ingestion_cli import progress_display, write_report
+
+        cases = await resolve(container.use_cases)
+        caller = system_caller("eyewear-cli")
+        run = await cases.ingest.start(feed.name, caller, dry_run, policy)
+        with progress_display(run.run_id) as progress:
+            run = await cases.ingest.execute(run, feed, caller, progress)
+        if report_path is not None:
+            await write_report(report_path, run, cases.ingest.runs)
+        return run
+
+    from entrypoints.ingestion_cli import summary_lines
+
+    run = _with_container(settings, work, "the ingestion did not run")
+    typer.echo("\n".join(summary_lines(run)))
+    if run.status.value != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback(
+    run_id: Annotated[str, typer.Argument(help="the run to undo")],
+    force: Annotated[bool, typer.Option("--force", help="roll back even products changed after the run")] = False,
+) -> None:
+    """Undo an ingestion run: products it changed get their content back, products it created go."""
+    settings = _settings()
+
+    async def work(container: Any) -> Any:
+        from application.authorization import system_caller
+        from entrypoints.container import resolve
+
+        cases = await resolve(container.use_cases)
+        return await cases.rollback(run_id, system_caller("eyewear-cli"), force)
+
+    from entrypoints.ingestion_cli import summary_lines
+
+    run = _with_container(settings, work, "the rollback was refused")
+    typer.echo("\n".join(summary_lines(run)))
+
+
 clients_app = typer.Typer(no_args_is_help=True, help="Manage OAuth clients.")
 app.add_typer(clients_app, name="clients")
 
@@ -266,6 +371,52 @@ def create_client(
     except Exception as error:  # one line, never a traceback
         raise _fail(f"the client was not registered: {type(error).__name__}: {error}") from None
     typer.echo(json.dumps({"client_id": registered.client.client_id, "client_secret": registered.secret}))
+
+
+@app.command("export-store")
+def export_store(
+    store_id: Annotated[str, typer.Argument(help="the store profile to export")],
+    out: Annotated[str, typer.Option("--out", help="the directory to write to (created when missing)")],
+) -> None:
+    """Write a store's generation data: store.json, products.ndjson, collections.json, facets.json."""
+    import json
+    from pathlib import Path
+
+    from adapters.files.store_export import DirectoryExportSink
+    from domain.stores import StoreNotFound
+
+    settings = _settings()
+    container = _container(settings)
+    directory = Path(out)
+    if directory.exists() and not directory.is_dir():
+        raise _fail(f"--out {out} exists and is not a directory", 2)
+
+    async def run() -> Any:
+        from application.authorization import system_caller
+        from entrypoints.container import resolve
+
+        try:  # only what a read needs: no cache, no change stream, no Redis
+            export = await resolve(container.export_store)
+            return await export(store_id, DirectoryExportSink(directory), system_caller("eyewear-cli"))
+        finally:
+            stopping = container.shutdown_resources()
+            if stopping is not None:
+                await stopping
+
+    try:
+        result = asyncio.run(run())
+    except StoreNotFound:
+        raise _fail(f"no store {store_id!r}; create it with PUT /api/v1/stores/{store_id}") from None
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+    except Exception as error:  # one line, never a traceback
+        raise _fail(f"the store was not exported: {type(error).__name__}: {error}") from None
+    typer.echo(
+        f"exported store {result.store_id}: {result.products} products, {result.variants} variants,"
+        f" {result.collections} collections into {directory}",
+        err=True,
+    )
+    typer.echo(json.dumps({"store_id": result.store_id, "files": list(result.files)}))
 
 
 def main() -> None:

@@ -30,10 +30,12 @@ from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
 from adapters.mongo.documents import ProductDocument
+from adapters.mongo.ingestion_runs import MongoIngestionRuns
 from adapters.mongo.migrations import bind_documents
 from adapters.mongo.monitoring import DriverMonitor
 from adapters.mongo.product_repository import MongoCatalog
 from adapters.mongo.revocations import MongoRevocationList
+from adapters.mongo.stores import MongoStoreCatalog, MongoStoreProfiles
 from adapters.redis.abuse import RedisAbuseTracker
 from adapters.redis.client import create_redis
 from adapters.redis.revocations import RedisRevocationList
@@ -42,11 +44,16 @@ from application.authorization import Authorizer
 from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
 from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
 from application.client_registration import RegisterClient
+from application.ingestion import IngestFeed
+from application.ingestion_queries import GetRun, ListRuns, RunErrors
+from application.ingestion_rollback import RollbackRun
 from application.metrics import CacheMetrics
+from application.stores import ExportStore, GetStoreProfile, PutStoreProfile, StoreCatalog
 from domain.abuse import AbuseTracker
 from domain.audit import RevocationList
 from domain.ports import SystemClock
 from entrypoints.http.threat_screen import ThreatScreen
+from entrypoints.ingestion_log import StructlogIngestionLog
 from entrypoints.settings import Settings
 
 
@@ -175,6 +182,14 @@ class UseCases:
     search: SearchProducts
     facets: GetFacets
     read_audit: ReadAudit
+    ingest: IngestFeed
+    rollback: RollbackRun
+    get_run: GetRun
+    list_runs: ListRuns
+    run_errors: RunErrors
+    put_store: PutStoreProfile
+    get_store: GetStoreProfile
+    store_catalog: StoreCatalog
 
 
 class Container(containers.DeclarativeContainer):
@@ -194,6 +209,8 @@ class Container(containers.DeclarativeContainer):
     )
     catalog = providers.Singleton(CachedCatalog, mongo_catalog, cache_store)
     audit_log = providers.Singleton(MongoAuditLog, database)
+    ingestion_runs = providers.Singleton(MongoIngestionRuns, database)
+    ingestion_log = providers.Singleton(StructlogIngestionLog)
     redis = providers.Resource(redis_client, settings)
     revocations = providers.Singleton(revocation_list, database, redis)
     authorizer = providers.Singleton(Authorizer, audit_log, clock, metrics)
@@ -226,6 +243,11 @@ class Container(containers.DeclarativeContainer):
     )
     register_client = providers.Factory(RegisterClient, oauth_clients, hasher, clock, authorizer)
 
+    store_profiles = providers.Singleton(MongoStoreProfiles, database)
+    store_source = providers.Singleton(MongoStoreCatalog, database)
+    store_catalog = providers.Factory(StoreCatalog, store_profiles, store_source, clock, authorizer)
+    export_store = providers.Factory(ExportStore, store_catalog)
+
     use_cases = providers.Singleton(
         UseCases,
         create_product=providers.Factory(CreateProduct, catalog, clock, sanitizer, authorizer),
@@ -238,6 +260,16 @@ class Container(containers.DeclarativeContainer):
         search=providers.Factory(SearchProducts, catalog, authorizer),
         facets=providers.Factory(GetFacets, catalog, authorizer),
         read_audit=providers.Factory(ReadAudit, audit_log, authorizer),
+        ingest=providers.Factory(
+            IngestFeed, catalog, ingestion_runs, clock, sanitizer, authorizer, metrics=metrics, log=ingestion_log
+        ),
+        rollback=providers.Factory(RollbackRun, catalog, ingestion_runs, clock, authorizer),
+        get_run=providers.Factory(GetRun, ingestion_runs, authorizer),
+        list_runs=providers.Factory(ListRuns, ingestion_runs, authorizer),
+        run_errors=providers.Factory(RunErrors, ingestion_runs, authorizer),
+        put_store=providers.Factory(PutStoreProfile, store_profiles, authorizer),
+        get_store=providers.Factory(GetStoreProfile, store_profiles, authorizer),
+        store_catalog=store_catalog,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from adapters.cache.backend import CacheStore
 from adapters.cache.single_flight import SingleFlight
 from domain.errors import ProductConflict, ProductNotFound, VersionMismatch
 from domain.history import HistoryEntry
-from domain.ports import ProductHistory, ProductRepository
+from domain.ports import BulkCatalog, Fingerprint, ProductHistory, ProductRepository, ProductWrite
 from domain.product import Product
 from domain.search import Facets, Page, SearchFilters, SearchQuery
 
@@ -49,11 +49,18 @@ def write_tags(product: Product) -> list[str]:
     return [f"product:{product.product_id}", CATALOG, *(f"sku:{sku}" for sku in product.skus)]
 
 
+def batch_tags(writes: Sequence[ProductWrite]) -> list[str]:
+    """The tags of every product a batch writes, before and after (old and new SKUs alike)."""
+    products = [product for write in writes for product in (write.before, write.after) if product is not None]
+    tags = [tag for product in products for tag in write_tags(product)]
+    return list(dict.fromkeys(tags))
+
+
 def _valid(entry: Any, token: str | None) -> bool:
     return token is not None and isinstance(entry, dict) and entry.get("t") == token and "v" in entry
 
 
-class CachedCatalog(ProductRepository, ProductHistory):
+class CachedCatalog(ProductRepository, ProductHistory, BulkCatalog):
     def __init__(self, inner: ProductRepository, store: CacheStore) -> None:
         if not isinstance(inner, ProductHistory):
             raise TypeError("the cached catalog wraps a repository that also keeps the history")
@@ -98,14 +105,43 @@ class CachedCatalog(ProductRepository, ProductHistory):
         await self._write(self.inner.replace(product, expected_version, entry), product)
 
     async def _write(self, write: Awaitable[None], product: Product) -> None:
+        await self._write_tags(write, write_tags(product))
+
+    async def _write_tags(self, write: Awaitable[None], tags: list[str]) -> None:
         try:
             await write
         except _REFUSED:
             raise
         except BaseException:  # a timeout or a cancellation may come after the commit
-            await asyncio.shield(self.store.invalidate(write_tags(product)))
+            await asyncio.shield(self.store.invalidate(tags))
             raise
-        await asyncio.shield(self.store.invalidate(write_tags(product)))
+        await asyncio.shield(self.store.invalidate(tags))
+
+    # Batches: reads go to the inner store uncached (change detection must see the stored state);
+    # a batch invalidates like a single write, for every product it writes.
+    def _bulk(self) -> BulkCatalog:
+        if not isinstance(self.inner, BulkCatalog):
+            raise TypeError(f"{type(self.inner).__name__} does not implement BulkCatalog")
+        return self.inner
+
+    async def fingerprints(self, product_ids: Collection[str]) -> dict[str, Fingerprint]:
+        return await self._bulk().fingerprints(product_ids)
+
+    async def sku_owners(self, skus: Collection[str]) -> dict[str, str]:
+        return await self._bulk().sku_owners(skus)
+
+    async def gtin_owners(self, gtins: Collection[str]) -> dict[str, str]:
+        return await self._bulk().gtin_owners(gtins)
+
+    async def get_many(self, product_ids: Collection[str]) -> dict[str, Product]:
+        return await self._bulk().get_many(product_ids)
+
+    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        if writes:
+            await self._write_tags(self._bulk().write_batch(writes), batch_tags(writes))
+
+    def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
+        return self._bulk().entries_from(source)
 
     # The read-through machinery.
     def _count(self, outcome: str | None) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator, Collection, Sequence
 
+from adapters.batch_rules import expected_version, fingerprint_of
 from domain.conflicts import gtin_taken, product_exists, sku_taken
 from domain.errors import ProductNotFound, VersionMismatch
 from domain.history import HistoryEntry
-from domain.ports import ProductHistory, ProductRepository
+from domain.ports import BulkCatalog, Fingerprint, ProductHistory, ProductRepository, ProductWrite
 from domain.product import Product
 from domain.search import (
     FACET_FIELDS,
@@ -23,7 +25,7 @@ from domain.search import (
 )
 
 
-class MemoryCatalog(ProductRepository, ProductHistory):
+class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
     def __init__(self) -> None:
         self._products: dict[str, Product] = {}
         self._by_sku: dict[str, str] = {}
@@ -105,3 +107,61 @@ class MemoryCatalog(ProductRepository, ProductHistory):
 
     async def entries(self, product_id: str) -> list[HistoryEntry]:
         return list(self._history.get(product_id, []))
+
+    # Batches: every write checked in order against the state the writes before it left.
+    async def fingerprints(self, product_ids: Collection[str]) -> dict[str, Fingerprint]:
+        return {pid: fingerprint_of(self._products[pid]) for pid in set(product_ids) if pid in self._products}
+
+    async def sku_owners(self, skus: Collection[str]) -> dict[str, str]:
+        return {sku: self._by_sku[sku] for sku in set(skus) if sku in self._by_sku}
+
+    async def gtin_owners(self, gtins: Collection[str]) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        for gtin in set(gtins):
+            product = self._products.get(self._by_gtin.get(gtin, ""))
+            owners.update({v.gtin: v.sku for v in product.variants if v.gtin == gtin} if product else {})
+        return owners
+
+    async def get_many(self, product_ids: Collection[str]) -> dict[str, Product]:
+        return {pid: self._products[pid] for pid in set(product_ids) if pid in self._products}
+
+    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        async with self._lock:
+            products, by_sku, by_gtin = dict(self._products), dict(self._by_sku), dict(self._by_gtin)
+            history = dict(self._history)  # lists are replaced below, never changed in place
+            for write in writes:
+                product_id = write.product_id
+                current = products.get(product_id)
+                actual = current.version if current is not None else None
+                if expected_version(write) != actual:
+                    raise VersionMismatch(product_id, expected_version(write) or 0, actual)
+                if current is not None:
+                    for sku in current.skus:
+                        by_sku.pop(sku, None)
+                    for gtin in current.gtins:
+                        by_gtin.pop(gtin, None)
+                if write.after is None:
+                    del products[product_id]
+                    history.pop(product_id, None)
+                    continue
+                _check_free(write.after, by_sku, by_gtin)
+                products[product_id] = write.after
+                by_sku.update(dict.fromkeys(write.after.skus, product_id))
+                by_gtin.update(dict.fromkeys(write.after.gtins, product_id))
+                if write.entry is not None:
+                    history[product_id] = [*history.get(product_id, []), write.entry]
+            self._products, self._by_sku, self._by_gtin, self._history = products, by_sku, by_gtin, history
+
+    async def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
+        found = [entry for entries in self._history.values() for entry in entries if entry.source == source]
+        for entry in sorted(found, key=lambda e: (e.product_id, e.version)):
+            yield entry
+
+
+def _check_free(product: Product, by_sku: dict[str, str], by_gtin: dict[str, str]) -> None:
+    for sku in product.skus:
+        if by_sku.get(sku, product.product_id) != product.product_id:
+            raise sku_taken(sku, by_sku[sku])
+    for gtin in product.gtins:
+        if by_gtin.get(gtin, product.product_id) != product.product_id:
+            raise gtin_taken(gtin, by_gtin[gtin])

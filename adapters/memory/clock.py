@@ -17,3 +17,6 @@ class FixedClock(Clock):
         moment = self.current
         self.current = truncate_to_millis(moment + self.step)
         return moment
+
+    def advance(self, seconds: float) -> None:
+        self.current = truncate_to_millis(self.current + timedelta(seconds=seconds))

@@ -14,6 +14,8 @@ from beanie import DecimalAnnotation, Document
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from adapters.mongo.ingestion_documents import IngestionErrorDocument, IngestionRunDocument
+
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -38,6 +40,9 @@ class VariantDocument(BaseModel):
     lens_category: Annotated[int, Field(ge=0, le=4)] | None = None
     uv_protection: str | None = None
     image_urls: list[str]
+    # Change detection's key (``domain.feed_rows.variant_hash``), derived on every write; absent
+    # from documents written before it existed.
+    content_hash: str | None = None
 
 
 class ProductRecord(BaseModel):
@@ -71,6 +76,8 @@ class ProductRecord(BaseModel):
     skus: list[str]
     gtins: list[str] | None = None
     keywords: list[str]
+    # Change detection's key (``domain.feed_rows.fields_hash``), like ``variants[].content_hash``.
+    fields_hash: str | None = None
 
 
 class ProductDocument(ProductRecord, Document):  # type: ignore[misc]
@@ -112,6 +119,9 @@ class HistoryRecord(BaseModel):
     actor: str
     source: str
     changes: dict[str, Any]
+    #: The product before the change, as stored (kept by ingestion, so that a run can be undone).
+    previous: ProductRecord | None = None
+    reverts: bool = False
 
 
 class HistoryDocument(HistoryRecord, Document):  # type: ignore[misc]
@@ -123,6 +133,8 @@ class HistoryDocument(HistoryRecord, Document):  # type: ignore[misc]
         validate_on_save = False
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("product_id", ASCENDING), ("version", ASCENDING)], name="by_product", unique=True),
+            # ``entries_from``: the entries of one ingestion run, by product, then version.
+            IndexModel([("source", ASCENDING), ("product_id", ASCENDING), ("version", ASCENDING)], name="by_source"),
         ]
 
 
@@ -232,6 +244,27 @@ class RefreshTokenDocument(RefreshTokenFields, Document):  # type: ignore[misc]
         ]
 
 
+class StoreProfileFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=60)] = Field(alias="_id")
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    currency: Annotated[str, Field(min_length=3, max_length=3)]
+    categories: list[str]
+    brands: list[str]
+    include_out_of_stock: bool
+
+
+class StoreDocument(StoreProfileFields, Document):  # type: ignore[misc]
+    """Store profiles by store id; read and replaced by ``_id`` only."""
+
+    class Settings:
+        name = "stores"
+        use_revision = False
+        validate_on_save = False
+        indexes: ClassVar[list[IndexModel]] = []
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     ProductDocument,
     HistoryDocument,
@@ -239,4 +272,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     RevokedTokenDocument,
     OAuthClientDocument,
     RefreshTokenDocument,
+    StoreDocument,
+    IngestionRunDocument,
+    IngestionErrorDocument,
 ]

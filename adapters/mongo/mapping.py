@@ -13,6 +13,7 @@ from bson import Decimal128
 
 from adapters.mongo.documents import HistoryRecord, ProductRecord, VariantDocument
 from domain.enums import Category, FrameMaterial, FrameShape, Gender, ProductStatus, RimType, UvProtection
+from domain.feed_rows import fields_hash, variant_hash
 from domain.history import HistoryEntry
 from domain.measurements import FrameMeasurements
 from domain.money import Money
@@ -40,6 +41,7 @@ def variant_to_document(variant: Variant) -> VariantDocument:
         lens_category=variant.lens_category,
         uv_protection=variant.uv_protection.value if variant.uv_protection else None,
         image_urls=list(variant.image_urls),
+        content_hash=variant_hash(variant),
     )
 
 
@@ -72,6 +74,7 @@ def to_document(product: Product) -> ProductRecord:
             skus=list(product.skus),
             gtins=list(product.gtins) or None,
             keywords=list(product.keywords),
+            fields_hash=fields_hash(d),
         )
     )
 
@@ -141,6 +144,7 @@ def product_from_bson(raw: dict[str, Any]) -> Product:
 
 
 def history_to_bson(entry: HistoryEntry) -> dict[str, Any]:
+    previous = product_to_bson(entry.previous) if entry.previous is not None else None
     doc = HistoryRecord.model_validate(
         {
             "product_id": entry.product_id,
@@ -149,9 +153,12 @@ def history_to_bson(entry: HistoryEntry) -> dict[str, Any]:
             "actor": entry.actor,
             "source": entry.source,
             "changes": entry.changes,
+            "previous": previous,
+            "reverts": entry.reverts,
         }
     )
-    return doc.model_dump(exclude={"id", "revision_id"})
+    # ``previous`` keeps the product's own stored shape (Decimal128 prices, no null ``gtins``).
+    return {**doc.model_dump(exclude={"id", "revision_id", "previous"}), "previous": previous}
 
 
 def history_to_domain(doc: HistoryRecord) -> HistoryEntry:
@@ -162,4 +169,6 @@ def history_to_domain(doc: HistoryRecord) -> HistoryEntry:
         actor=doc.actor,
         source=doc.source,
         changes=doc.changes,
+        previous=to_domain(doc.previous) if doc.previous is not None else None,
+        reverts=doc.reverts,
     )

@@ -19,8 +19,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
+from adapters.mongo.ingestion_plan_workload import drive_ingestion
 from adapters.mongo.product_repository import MongoCatalog
 from adapters.mongo.revocations import MongoRevocationList
+from adapters.mongo.store_plan_workload import drive_stores
 from domain.audit import AuditDecision, AuditRecord, parse_audit_query
 from domain.clients import OAuthClient, RefreshTokenRecord, refresh_token_hash
 from domain.errors import DomainError
@@ -181,3 +183,5 @@ async def drive_repositories(database: AsyncDatabase[Any]) -> None:
     await drive_catalog(database)
     await drive_audit(database)
     await drive_security_stores(database)
+    await drive_ingestion(database)
+    await drive_stores(database)

@@ -14,8 +14,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from adapters.mongo.bulk_writes import MongoBulkWrites
 from adapters.mongo.documents import HistoryDocument, HistoryRecord, ProductDocument
 from adapters.mongo.mapping import history_to_bson, history_to_domain, product_from_bson, product_to_bson
+from adapters.mongo.retries import DEFAULT_RETRY, RetryPolicy
 from domain.conflicts import gtin_taken, product_exists, sku_taken
 from domain.errors import ProductConflict, ProductNotFound, VersionMismatch
 from domain.history import HistoryEntry
@@ -132,12 +134,15 @@ def sort_document(sort: SortOrder) -> list[tuple[str, int]]:
     return [(_SORT_FIELDS[sort.key], direction), ("_id", direction)]
 
 
-class MongoCatalog(ProductRepository, ProductHistory):
-    def __init__(self, database: AsyncDatabase[Any]) -> None:
+class MongoCatalog(MongoBulkWrites, ProductRepository, ProductHistory):
+    """``retry`` bounds the retries of the batch operations (``BulkCatalog``, in ``bulk_writes``)."""
+
+    def __init__(self, database: AsyncDatabase[Any], retry: RetryPolicy = DEFAULT_RETRY) -> None:
         self.database = database
         self.client = database.client
         self.products = database[ProductDocument.Settings.name]
         self.history = database[HistoryDocument.Settings.name]
+        self.retry = retry
 
     async def get(self, product_id: str) -> Product | None:
         raw = await self.products.find_one({"_id": product_id})

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from adapters.mongo.migrations import migrate
 from entrypoints.container import Container, resolve
-from entrypoints.http import audit, health, oauth, products
+from entrypoints.http import audit, health, ingestions, oauth, products, stores
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.metrics_middleware import RequestTelemetryMiddleware
 from entrypoints.http.problems import install_problem_handlers
@@ -58,6 +58,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
                 await on_startup(container)
             yield
         finally:
+            await ingestions.stop_background_runs(app)
             await container.shutdown_resources()  # type: ignore[misc]
 
     app = FastAPI(
@@ -67,11 +68,13 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(BodyLimitMiddleware, larger={"/api/v1/ingestions": ingestions.MAX_FEED_BYTES})
     app.add_middleware(RequestTelemetryMiddleware)  # inside the request id: its log line carries it
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, a 413 too, carries the id
     app.include_router(health.router)
     app.include_router(products.router)
+    app.include_router(ingestions.router)
+    app.include_router(stores.router)
     app.include_router(audit.router)
     app.include_router(audit.keys_router)
     app.include_router(oauth.router)

@@ -11,11 +11,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
     AccessDenied,
+    Conflict,
     DomainError,
     ErrorCode,
     FieldError,
-    ProductConflict,
-    ProductNotFound,
+    NotFound,
     ThreatDetected,
     ValidationFailed,
     VersionMismatch,
@@ -85,9 +85,9 @@ def problem_response(
 def _status_of(error: DomainError) -> int:
     if isinstance(error, ValidationFailed):
         return 422
-    if isinstance(error, ProductNotFound):
+    if isinstance(error, NotFound):
         return 404
-    if isinstance(error, ProductConflict):
+    if isinstance(error, Conflict):
         return 409
     if isinstance(error, VersionMismatch):
         return 412

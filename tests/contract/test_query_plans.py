@@ -14,6 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from adapters.mongo.audit_log import MongoAuditLog
+from adapters.mongo.ingestion_plan_workload import drive_ingestion
 from adapters.mongo.plan_check import copy_indexes
 from adapters.mongo.plan_workload import FILTER_SHAPES, drive_repositories
 from adapters.mongo.product_repository import MongoCatalog
@@ -126,3 +127,22 @@ async def test_the_migrate_check_workload_sends_every_shape_this_test_records(
         return {(q.collection, q.command, q.shape) for q in analyzer.queries()}
 
     assert shapes(recorder) <= shapes(checker), shapes(recorder) - shapes(checker)
+
+
+async def test_every_batch_and_run_query_uses_an_index(mongo_catalog: MongoCatalog, mongo_url: str) -> None:
+    """The ingestion adapters' shapes (batch reads and writes, run history, runs, error pages)."""
+    recorder = QueryPlanAnalyzer()
+    client: Any = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[recorder])
+    try:
+        await drive_ingestion(client[mongo_catalog.database.name])
+    finally:
+        await client.close()
+    report = await recorder.analyze(mongo_catalog.database)
+    assert {"products", "product_history", "ingestion_runs", "ingestion_errors"} <= report.collections
+    for entry in report.entries:
+        assert_indexed(entry)
+    shapes = {(entry.collection, entry.command, entry.shape) for entry in report.entries}
+    newest = '{"filter": {"kind": "?"}, "sort": {"created_at": -1, "_id": -1}}'
+    next_errors = '{"filter": {"run_id": "?", "seq": {"$gt": "?"}}, "sort": {"seq": 1}}'
+    assert {("ingestion_runs", "find", newest), ("ingestion_errors", "find", next_errors)} <= shapes
+    assert sum(1 for collection, command, _ in shapes if (collection, command) == ("product_history", "find")) >= 3

@@ -93,6 +93,10 @@ def test_serve_demo_on_the_embedded_default(tmp_path: Path) -> None:
         facets = get_json(f"{base}/api/v1/products/facets", token)
         assert sum(f["count"] for f in facets["category"]) >= 80
         assert {f["value"] for f in facets["category"]} == {"eyeglasses", "sunglasses"}
+        runs = get_json(f"{base}/api/v1/ingestions", token)["items"]  # the demo went through the pipeline
+        assert [(r["status"], r["source"], r["counts"]["rows"]) for r in runs] == [
+            ("succeeded", "sample-feed.jsonl", 382)
+        ]
         try:
             get_json(f"{base}/api/v1/products/facets")
             raise AssertionError("the API answered without a token")

@@ -25,7 +25,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
-from adapters.mongo.mapping import product_from_bson, product_to_bson, to_document, to_domain
+from adapters.mongo.documents import HistoryRecord
+from adapters.mongo.mapping import (
+    history_to_bson,
+    history_to_domain,
+    product_from_bson,
+    product_to_bson,
+    to_document,
+    to_domain,
+)
 from domain.enums import (
     Category,
     FaceShape,
@@ -36,7 +44,8 @@ from domain.enums import (
     SizeClass,
 )
 from domain.errors import ErrorCode, RuleViolation, ThreatDetected, ValidationFailed
-from domain.history import changes_between
+from domain.feed_rows import fields_hash, variant_hash
+from domain.history import changes_between, ingestion_source, record_change
 from domain.identifiers import is_valid_gtin, parse_gtin, parse_sku, product_id_for, slugify
 from domain.measurements import FrameMeasurements, size_class_for
 from domain.money import Money
@@ -643,9 +652,27 @@ def test_mapping_round_trips_every_product(product: Product) -> None:
     assert isinstance(raw["price_min"], Decimal128)
     assert all(isinstance(v["price"], Decimal128) for v in raw["variants"])
     assert _float_paths(raw) == ["completeness"]  # the only float: a share, never money
+    # Change detection's hashes are stored, derived from the entity (and never read back into it).
+    assert raw["fields_hash"] == fields_hash(product.draft)
+    assert [v["content_hash"] for v in raw["variants"]] == [variant_hash(v) for v in product.variants]
     # Through real BSON bytes too (what the driver stores and reads back).
     decoded = bson.decode(bson.encode(raw), codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))
     assert product_from_bson(decoded) == product
+
+
+@settings(max_examples=60)
+@given(products(max_versions=0), products(), st.booleans(), st.booleans())
+def test_history_mapping_round_trips_previous_and_reverts(
+    before: Product, after: Product, keep_previous: bool, reverts: bool
+) -> None:
+    entry = record_change(before, after, "ingestor", ingestion_source("run-1"), keep_previous, reverts)
+    assert (entry.previous is not None, entry.reverts) == (keep_previous, reverts)
+    raw = history_to_bson(entry)
+    assert history_to_domain(HistoryRecord.model_validate(raw)) == entry
+    if keep_previous:
+        assert raw["previous"] == product_to_bson(before)  # the product's own stored shape
+    decoded = bson.decode(bson.encode(raw), codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))
+    assert history_to_domain(HistoryRecord.model_validate(decoded)) == entry
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from application.audit_queries import ReadAudit
 from application.authorization import Authorizer
 from application.catalog_commands import ArchiveProduct, CreateProduct, PatchVariant, ReplaceProduct
 from application.catalog_queries import GetFacets, GetHistory, GetProduct, GetProductBySku, SearchProducts
-from application.sample_loader import load_sample, products_from_rows
 from domain.errors import AccessDenied, ErrorCode, ProductConflict, ProductNotFound, ValidationFailed, VersionMismatch
 from tests.builders import authorizer, caller, payload, variant
 
@@ -185,35 +184,6 @@ async def test_reads_of_missing_things(repo: MemoryCatalog) -> None:
         await GetProductBySku(repo, authorizer())("x-1", caller())
     with pytest.raises(ProductNotFound):
         await GetHistory(repo, repo, authorizer())("x", caller())
-
-
-async def test_sample_loader_groups_rows_by_brand_and_style(create: CreateProduct, repo: MemoryCatalog) -> None:
-    row = {
-        "brand": "B",
-        "style_id": "S1",
-        "model_name": "M",
-        "category": "eyeglasses",
-        "frame_shape": "round",
-        "frame_material": "metal",
-        "rim_type": "rimless",
-        "color_name": "Gold",
-        "lens_width_mm": 50,
-        "bridge_width_mm": 20,
-        "temple_length_mm": 140,
-        "price": "10.00",
-        "currency": "EUR",
-    }
-    rows = [
-        {**row, "sku": "S1-A"},
-        {**row, "sku": "S1-B"},
-        {**row, "style_id": "S2", "sku": "S2-A"},
-        {**row, "style_id": "S3", "sku": "S3-A", "lens_width_mm": 5},
-    ]
-    assert [len(p["variants"]) for p in products_from_rows(rows)] == [2, 1, 1]
-    created, problems = await load_sample(rows, create, caller("demo"))
-    assert created == 2
-    assert len(problems) == 1 and "S3" in problems[0]
-    assert (await repo.get("b-s1")).skus == ("S1-A", "S1-B")
 
 
 async def test_every_use_case_checks_its_permission_and_records_the_decision(repo: MemoryCatalog) -> None:

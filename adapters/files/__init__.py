@@ -1,0 +1,1 @@
+"""File adapters: what the service writes to a local directory (store exports)."""

@@ -1,0 +1,552 @@
+"""The ingestion pipeline: a SKU Genie feed into the catalog, batch by batch (FEED.md, CONTRACT.md 4.4).
+
+parse → validate (the API's rules) → group rows of a brand + style into one product → enrich (the
+domain derives size labels, face shapes, completeness…) → diff against what is stored (content
+hashes, fetched per batch) → write only what changed (all-or-nothing batches, conditional on each
+product's version) → verify what was written.
+
+Memory stays bounded: rows are read as a stream and handled ``batch_size`` at a time. What the
+run keeps across batches is one small digest per SKU and GTIN (to find duplicates) and one entry
+per product (to find style conflicts and count products once) — never the rows themselves.
+
+A run killed half-way leaves whole batches behind (each is one transaction); running the same
+file again finds those rows unchanged and writes the rest, so it converges to the same catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from application.authorization import Authorizer, Caller
+from application.metrics import IngestionMetrics, NoIngestionMetrics
+from domain.errors import DomainError, ErrorCode, NotFound, ProductConflict, VersionMismatch
+from domain.feed_rows import FeedRow, ParsedRow, RowError, fields_hash, parse_feed_row, variant_hash
+from domain.history import ingestion_source, record_change
+from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus
+from domain.parsing import MAX_VARIANTS
+from domain.ports import BulkCatalog, Clock, Fingerprint, IngestionRuns, ProductWrite
+from domain.product import Product
+from domain.rbac import Permission, brand_key
+from domain.sanitising import HtmlSanitizer
+
+DEFAULT_BATCH_SIZE = 500
+#: Distinct unknown field names remembered per run: a hostile feed cannot grow the report forever.
+MAX_UNKNOWN_FIELDS = 50
+#: How often a batch is planned again when a concurrent writer got to one of its products first.
+WRITE_ATTEMPTS = 5
+
+
+class FeedSource(Protocol):
+    """A feed that can be read as a stream, more than once (``reject-all`` reads it twice)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def rows(self) -> Iterator[FeedRow]: ...
+
+
+class IngestionLog(Protocol):
+    """Where a run tells operators what happened (``ingestion.run.finished``, alerts)."""
+
+    def event(self, name: str, **fields: Any) -> None: ...
+
+
+class NoIngestionLog:
+    def event(self, name: str, **fields: Any) -> None:
+        return None
+
+
+Progress = Callable[[RunCounts], None]
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+@dataclass(slots=True)
+class _ProductState:
+    """What a run remembers of one product between batches (kept as 4 bits per product)."""
+
+    existed: bool
+    fields_changed: bool
+    counted_updated: bool = False
+    written: bool = False
+
+    def packed(self) -> int:
+        return self.existed | self.fields_changed << 1 | self.counted_updated << 2 | self.written << 3
+
+    @classmethod
+    def unpacked(cls, bits: int) -> _ProductState:
+        return cls(bool(bits & 1), bool(bits & 2), bool(bits & 4), bool(bits & 8))
+
+
+MAX_SAMPLES = 5
+
+
+@dataclass(slots=True)
+class _Pass:
+    """The state of one pass over the feed."""
+
+    run_id: str
+    write: bool
+    counts: RunCounts = field(default_factory=RunCounts)
+    seen_skus: set[int] = field(default_factory=set)
+    seen_gtins: set[int] = field(default_factory=set)
+    #: Product id digest -> packed ``_ProductState``; only small ints, whatever the feed's size.
+    products: dict[int, int] = field(default_factory=dict)
+    #: Product id digest -> digest of the product-level fields of its first readable row.
+    styles: dict[int, int] = field(default_factory=dict)
+    unknown: dict[str, int] = field(default_factory=dict)
+    denied_brands: set[str] = field(default_factory=set)
+    errors_stored: int = 0
+    invalid_rows_stored: int = 0
+    readback_failures: int = 0
+    readback_samples: list[str] = field(default_factory=list)
+
+    def product(self, product_id: str) -> _ProductState | None:
+        bits = self.products.get(_digest(product_id))
+        return None if bits is None else _ProductState.unpacked(bits)
+
+    def readback_failed(self, what: str) -> None:
+        self.readback_failures += 1
+        if len(self.readback_samples) < MAX_SAMPLES:
+            self.readback_samples.append(what)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One batch, diffed: what to count, what to write, and what to remember if it succeeds."""
+
+    counts: RunCounts
+    errors: list[RowError]
+    writes: list[ProductWrite]
+    states: dict[str, _ProductState]
+    expected: dict[str, tuple[str, dict[str, str]]]
+    invalid_lines: set[int]
+
+
+class RunNotFound(NotFound):
+    """No ingestion run with that id."""
+
+
+class IngestFeed:
+    def __init__(
+        self,
+        catalog: BulkCatalog,
+        runs: IngestionRuns,
+        clock: Clock,
+        sanitizer: HtmlSanitizer,
+        authorizer: Authorizer,
+        metrics: IngestionMetrics | None = None,
+        log: IngestionLog | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.catalog = catalog
+        self.runs = runs
+        self.clock = clock
+        self.sanitizer = sanitizer
+        self.authorizer = authorizer
+        self.metrics: IngestionMetrics = metrics or NoIngestionMetrics()
+        self.log: IngestionLog = log or NoIngestionLog()
+        self.batch_size = batch_size
+
+    async def start(
+        self,
+        source_name: str,
+        caller: Caller,
+        dry_run: bool = False,
+        error_policy: ErrorPolicy = ErrorPolicy.SKIP_INVALID,
+    ) -> IngestionRun:
+        """Authorizes and records a queued run (what ``POST /api/v1/ingestions`` answers at once)."""
+        run_id = uuid.uuid4().hex
+        await self.authorizer.require(caller, Permission.INGESTION_RUN, f"ingestion:{run_id}")
+        run = IngestionRun(
+            run_id=run_id,
+            status=RunStatus.QUEUED,
+            dry_run=dry_run,
+            error_policy=error_policy,
+            source=source_name,
+            actor=caller.actor,
+            created_at=self.clock.now(),
+        )
+        await self.runs.add(run)
+        return run
+
+    async def __call__(
+        self,
+        source: FeedSource,
+        caller: Caller,
+        dry_run: bool = False,
+        error_policy: ErrorPolicy = ErrorPolicy.SKIP_INVALID,
+        progress: Progress | None = None,
+    ) -> IngestionRun:
+        run = await self.start(source.name, caller, dry_run, error_policy)
+        return await self.execute(run, source, caller, progress)
+
+    async def execute(
+        self, run: IngestionRun, source: FeedSource, caller: Caller, progress: Progress | None = None
+    ) -> IngestionRun:
+        """Runs a queued run to its end; never raises for a data or storage problem (the run fails)."""
+        run = run.but(status=RunStatus.RUNNING, started_at=self.clock.now())
+        await self.runs.save(run)
+        self.log.event("ingestion.run.started", run_id=run.run_id, source=run.source, dry_run=run.dry_run)
+        current = _Pass(run.run_id, write=False)
+        try:
+            two_passes = run.error_policy is ErrorPolicy.REJECT_ALL and not run.dry_run
+            current = _Pass(run.run_id, write=not run.dry_run and not two_passes)
+            await self._read(source, current, caller, progress, store_errors=True)
+            if two_passes and current.counts.invalid == 0:
+                first = current
+                current = _Pass(run.run_id, write=True)
+                current.unknown = first.unknown
+                await self._read(source, current, caller, progress, store_errors=False)
+                current.errors_stored, current.invalid_rows_stored = first.errors_stored, first.invalid_rows_stored
+            checks = await self._checks(run, current)
+            if run.error_policy is ErrorPolicy.REJECT_ALL and current.counts.invalid > 0:
+                status, reason = RunStatus.REJECTED, f"{current.counts.invalid} invalid row(s) under reject-all"
+            elif all(check.passed for check in checks):
+                status, reason = RunStatus.SUCCEEDED, None
+            else:
+                status = RunStatus.FAILED
+                reason = "data-flow validation failed: " + ", ".join(c.name for c in checks if not c.passed)
+                for check in checks:
+                    if not check.passed:
+                        self.log.event(
+                            "ingestion.validation.failed",
+                            run_id=run.run_id,
+                            check=check.name,
+                            detail=check.detail,
+                            alert=True,
+                        )
+        except DomainError as error:
+            checks, status, reason = [], RunStatus.FAILED, _one_line(error)
+        except Exception as error:  # an unreadable feed, a permanent storage error: the run fails, saying why
+            checks, status, reason = [], RunStatus.FAILED, f"{type(error).__name__}: {_one_line(error)}"
+        run = run.but(
+            status=status,
+            reason=reason,
+            counts=current.counts,
+            checks=tuple(checks),
+            unknown_fields=current.unknown,
+            finished_at=self.clock.now(),
+        )
+        await self.runs.save(run)
+        self._report(run)
+        return run
+
+    async def abandon(self, run_id: str, reason: str) -> None:
+        """Records that a run stopped before its end (its process is shutting down)."""
+        run = await self.runs.get(run_id)
+        if run is not None and not run.status.finished:
+            run = run.but(status=RunStatus.FAILED, reason=reason, finished_at=self.clock.now())
+            await self.runs.save(run)
+            self._report(run)
+
+    def _report(self, run: IngestionRun) -> None:
+        for outcome in ("created", "updated", "unchanged", "invalid"):
+            self.metrics.ingestion_rows(outcome, getattr(run.counts, outcome))
+        self.metrics.ingestion_run(run.status.value, run.duration_seconds or 0.0)
+        self.log.event(
+            "ingestion.run.finished",
+            run_id=run.run_id,
+            status=run.status.value,
+            reason=run.reason,
+            rows=run.counts.rows,
+            rows_per_second=run.rows_per_second,
+            duration_seconds=run.duration_seconds,
+            **{f"count_{name}": value for name, value in run.counts.as_dict().items() if name != "rows"},
+        )
+
+    async def _read(
+        self, source: FeedSource, state: _Pass, caller: Caller, progress: Progress | None, store_errors: bool
+    ) -> None:
+        batch: list[FeedRow] = []
+        for row in source.rows():
+            batch.append(row)
+            if len(batch) >= self.batch_size:
+                await self._batch(batch, state, caller, store_errors)
+                batch = []
+                if progress is not None:
+                    progress(state.counts)
+                await asyncio.sleep(0)  # let the server answer other requests between batches
+        if batch:
+            await self._batch(batch, state, caller, store_errors)
+        if progress is not None:
+            progress(state.counts)
+
+    async def _batch(self, rows: list[FeedRow], state: _Pass, caller: Caller, store_errors: bool) -> None:
+        outcomes = [parse_feed_row(row, self.sanitizer) for row in rows]
+        for outcome in outcomes:
+            for name in outcome.unknown:
+                if name in state.unknown or len(state.unknown) < MAX_UNKNOWN_FIELDS:
+                    state.unknown[name] = state.unknown.get(name, 0) + 1
+        for attempt in range(WRITE_ATTEMPTS):
+            plan = await self._plan(outcomes, state, caller)
+            if not (state.write and plan.writes):
+                break
+            try:
+                await self.catalog.write_batch(plan.writes)
+                break
+            except (VersionMismatch, ProductConflict):
+                # Somebody else wrote one of these products (or took a SKU) meanwhile: plan again
+                # from what is stored now; the rows that now conflict become row errors.
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+        if state.write and plan.writes:
+            await self._read_back(plan, state)
+        for pid, product_state in plan.states.items():
+            state.products[_digest(pid)] = product_state.packed()
+        for outcome in outcomes:  # every readable row counts as seen, valid or not (FEED.md duplicate_sku)
+            if outcome.parsed is not None:
+                state.seen_skus.add(_digest(outcome.parsed.sku))
+                if outcome.parsed.variant.gtin:
+                    state.seen_gtins.add(_digest(outcome.parsed.variant.gtin))
+        state.counts = state.counts.plus(plan.counts)
+        if store_errors and plan.errors:
+            await self.runs.add_errors(state.run_id, state.errors_stored, plan.errors)
+            state.errors_stored += len(plan.errors)
+            state.invalid_rows_stored += len({error.line for error in plan.errors})
+
+    async def _plan(self, outcomes: Sequence[Any], state: _Pass, caller: Caller) -> _Plan:
+        errors: list[RowError] = []
+        invalid_lines: set[int] = set()
+
+        def fail(line: int, sku: str | None, field_name: str | None, code: str, message: str) -> None:
+            errors.append(RowError(line, sku, field_name, code, message))
+            invalid_lines.add(line)
+
+        for outcome in outcomes:
+            for error in outcome.errors:
+                fail(error.line, error.sku, error.field, error.code, error.message)
+        parsed: list[ParsedRow] = [o.parsed for o in outcomes if o.parsed is not None]
+
+        # Feed-wide rules, in feed order: duplicates and style conflicts.
+        batch_skus: set[int] = set()
+        batch_gtins: set[int] = set()
+        for row in parsed:
+            sku_key = _digest(row.sku)
+            if sku_key in state.seen_skus or sku_key in batch_skus:
+                fail(row.line, row.sku, "sku", ErrorCode.DUPLICATE_SKU, f"SKU {row.sku} appears earlier in the feed")
+            batch_skus.add(sku_key)
+            gtin = row.variant.gtin
+            if gtin is not None:
+                gtin_key = _digest(gtin)
+                if gtin_key in state.seen_gtins or gtin_key in batch_gtins:
+                    fail(
+                        row.line, row.sku, "gtin", ErrorCode.DUPLICATE_GTIN, f"GTIN {gtin} appears earlier in the feed"
+                    )
+                batch_gtins.add(gtin_key)
+            row_fields = fields_hash(row.product_fields)
+            # Idempotent: a batch planned again sets the same first rows.
+            if _digest(row_fields) != state.styles.setdefault(_digest(row.product_id), _digest(row_fields)):
+                fail(
+                    row.line,
+                    row.sku,
+                    None,
+                    ErrorCode.STYLE_CONFLICT,
+                    f"product-level fields differ from the first row of product {row.product_id!r}",
+                )
+            if not caller.principal.covers_brand(row.product_fields["brand"]):
+                await self._deny_brand(caller, state, row)
+                fail(row.line, row.sku, "brand", ErrorCode.INVALID_VALUE, "is outside the brands this caller may write")
+
+        # Catalog-wide rules, for every readable row (a row reports all its errors): a SKU belongs
+        # to one product, a GTIN to one SKU.
+        candidates = parsed
+        owners = await self.catalog.sku_owners({row.sku for row in candidates})
+        gtins = {row.variant.gtin for row in candidates if row.variant.gtin is not None}
+        gtin_owners = await self.catalog.gtin_owners(gtins) if gtins else {}
+        for row in candidates:
+            owner = owners.get(row.sku)
+            if owner is not None and owner != row.product_id:
+                fail(row.line, row.sku, "sku", ErrorCode.SKU_CONFLICT, f"SKU {row.sku} belongs to product {owner!r}")
+            gtin = row.variant.gtin
+            holder = gtin_owners.get(gtin) if gtin is not None else None
+            if holder is not None and holder != row.sku:
+                fail(row.line, row.sku, "gtin", ErrorCode.GTIN_CONFLICT, f"GTIN {gtin} belongs to SKU {holder}")
+        valid = [row for row in candidates if row.line not in invalid_lines]
+
+        fingerprints = await self.catalog.fingerprints({row.product_id for row in valid})
+        groups: dict[str, list[ParsedRow]] = {}
+        for row in valid:
+            groups.setdefault(row.product_id, []).append(row)
+        return await self._diff(groups, fingerprints, state, caller, errors, invalid_lines, len(outcomes))
+
+    async def _diff(
+        self,
+        groups: dict[str, list[ParsedRow]],
+        fingerprints: dict[str, Fingerprint],
+        state: _Pass,
+        caller: Caller,
+        errors: list[RowError],
+        invalid_lines: set[int],
+        rows: int,
+    ) -> _Plan:
+        created = updated = unchanged = products_created = products_updated = 0
+        states: dict[str, _ProductState] = {}
+        to_write: dict[str, list[ParsedRow]] = {}
+        for pid, group in groups.items():
+            fp = fingerprints.get(pid)
+            row_fields = fields_hash(group[0].product_fields)
+            known = state.product(pid)
+            if known is None:
+                known = _ProductState(
+                    existed=fp is not None,
+                    fields_changed=fp is None or fp.fields_hash != row_fields,
+                )
+                if not known.existed:
+                    products_created += 1
+            stored = dict(fp.variant_hashes) if fp is not None else {}
+            new_skus = [row for row in group if row.sku not in stored]
+            if len(stored) + len(new_skus) > MAX_VARIANTS:
+                for row in new_skus:
+                    message = f"product {pid!r} would have more than {MAX_VARIANTS} variants"
+                    errors.append(RowError(row.line, row.sku, "sku", ErrorCode.OUT_OF_RANGE, message))
+                    invalid_lines.add(row.line)
+                group = [row for row in group if row.sku in stored]
+                if not group:
+                    continue
+            needs_write = fp is None or fp.fields_hash != row_fields
+            for row in group:
+                old = stored.get(row.sku)
+                if old is None:
+                    created += 1
+                    needs_write = True
+                elif old != variant_hash(row.variant):
+                    updated += 1
+                    needs_write = True
+                elif known.fields_changed:
+                    updated += 1
+                else:
+                    unchanged += 1
+                    continue
+                if known.existed and not known.counted_updated:
+                    known.counted_updated = True
+                    products_updated += 1
+            if needs_write:
+                to_write[pid] = group
+                known.written = True
+            states[pid] = known
+        writes = await self._writes(to_write, state, caller) if state.write and to_write else []
+        expected = {
+            pid: (fields_hash(group[0].product_fields), {row.sku: variant_hash(row.variant) for row in group})
+            for pid, group in to_write.items()
+        }
+        counts = RunCounts(
+            rows=rows,
+            valid=created + updated + unchanged,
+            invalid=len(invalid_lines),
+            created=created,
+            updated=updated,
+            unchanged=unchanged,
+            products_created=products_created,
+            products_updated=products_updated,
+        )
+        return _Plan(counts, errors, writes, states, expected, invalid_lines)
+
+    async def _writes(self, groups: dict[str, list[ParsedRow]], state: _Pass, caller: Caller) -> list[ProductWrite]:
+        stored = await self.catalog.get_many(set(groups))
+        now = self.clock.now()
+        source = ingestion_source(state.run_id)
+        writes: list[ProductWrite] = []
+        for pid, group in groups.items():
+            before = stored.get(pid)
+            variants = {v.sku: v for v in before.variants} if before is not None else {}
+            variants.update({row.sku: row.variant for row in group})
+            draft = group[0].draft(tuple(variants[sku] for sku in sorted(variants)))
+            after: Product
+            if before is None:
+                after = Product.create(draft, now)
+            elif draft == before.draft:
+                continue
+            else:
+                after = before.replaced_by(draft, now)
+            entry = record_change(before, after, caller.actor, source, keep_previous=True)
+            writes.append(ProductWrite(before, after, entry))
+        return writes
+
+    async def _read_back(self, plan: _Plan, state: _Pass) -> None:
+        """Every SKU a batch wrote is read back and compared with what the run meant to write."""
+        stored = await self.catalog.fingerprints(set(plan.expected))
+        for pid, (expected_fields, expected_variants) in plan.expected.items():
+            fp = stored.get(pid)
+            if fp is None or fp.fields_hash != expected_fields:
+                state.readback_failed(pid)
+                continue
+            for sku, digest in expected_variants.items():
+                if fp.variant_hashes.get(sku) != digest:
+                    state.readback_failed(f"{pid}/{sku}")
+
+    async def _deny_brand(self, caller: Caller, state: _Pass, row: ParsedRow) -> None:
+        key = brand_key(row.product_fields["brand"])
+        if key not in state.denied_brands:
+            state.denied_brands.add(key)
+            await self.authorizer.event(
+                caller,
+                Permission.PRODUCT_WRITE.value,
+                f"ingestion:{state.run_id}:brand:{row.product_fields['brand']}",
+                allowed=False,
+                reason="brand outside the token's brand scope",
+            )
+
+    async def _checks(self, run: IngestionRun, state: _Pass) -> list[Check]:
+        c = state.counts
+        checks = [
+            Check(
+                "rows_accounted",
+                c.rows == c.valid + c.invalid,
+                f"rows {c.rows} = valid {c.valid} + invalid {c.invalid}",
+            ),
+            Check(
+                "valid_accounted",
+                c.valid == c.created + c.updated + c.unchanged,
+                f"valid {c.valid} = created {c.created} + updated {c.updated} + unchanged {c.unchanged}",
+            ),
+            Check(
+                "errors_recorded",
+                state.invalid_rows_stored == c.invalid and state.errors_stored >= c.invalid,
+                f"{state.errors_stored} error(s) stored for {state.invalid_rows_stored} of {c.invalid} invalid row(s)",
+            ),
+        ]
+        if not state.write:
+            return checks
+        failures = state.readback_failures
+        checks.append(
+            Check(
+                "written_content_readable",
+                not failures,
+                "every written SKU reads back as written"
+                if not failures
+                else f"{failures} differ, e.g. {', '.join(state.readback_samples)}",
+            )
+        )
+        checks.append(await self._only_feed_products(run, state))
+        return checks
+
+    async def _only_feed_products(self, run: IngestionRun, state: _Pass) -> Check:
+        """The run's change log names only products of the feed, each written by this run."""
+        touched = strangers = 0
+        last: str | None = None
+        async for entry in self.catalog.entries_from(ingestion_source(run.run_id)):
+            if entry.product_id != last:
+                last = entry.product_id
+                touched += 1
+                known = state.product(entry.product_id)
+                if known is None or not known.written:
+                    strangers += 1
+        written = sum(1 for bits in state.products.values() if _ProductState.unpacked(bits).written)
+        return Check(
+            "only_feed_products_changed",
+            strangers == 0 and touched == written,
+            f"{touched} product(s) in the run's change log, {written} written by it, {strangers} outside the feed",
+        )
+
+
+def _one_line(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())[:500]

@@ -1,0 +1,182 @@
+"""Ingestion routes (CONTRACT.md 4.4): a feed in the body, the run in the background.
+
+The body is streamed to a temporary file (never held in memory) after the caller is authorized;
+the run is then executed by a background task that owns the file and deletes it when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from adapters.feeds.readers import FeedFile
+from application.authorization import Caller
+from domain.feed_rows import FeedRow, row_error_to_dict
+from domain.ingestion import ErrorPolicy, IngestionRun, run_report
+from entrypoints.container import UseCases
+from entrypoints.http import schemas
+from entrypoints.http.dependencies import use_cases
+from entrypoints.http.problems import Problem
+from entrypoints.http.security import current_caller
+
+router = APIRouter(prefix="/api/v1", tags=["ingestion"], dependencies=[Depends(current_caller)])
+PROBLEMS = schemas.problem_responses
+log = structlog.get_logger(__name__)
+
+#: Feeds are large: this route accepts bodies up to this size (the rest of the API stays at 1 MiB).
+MAX_FEED_BYTES = 512 * 1024 * 1024
+_SUFFIXES = {
+    "application/x-ndjson": ".ndjson",
+    "application/jsonl": ".jsonl",
+    "application/json-lines": ".jsonl",
+    "text/csv": ".csv",
+}
+
+
+def _suffix(request: Request) -> str:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    suffix = _SUFFIXES.get(media)
+    if suffix is None:
+        accepted = ", ".join(sorted(_SUFFIXES))
+        raise Problem(415, f"send the feed as one of: {accepted} (gzip with Content-Encoding: gzip)")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        return suffix + ".gz"
+    if encoding not in ("", "identity"):
+        raise Problem(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+    return suffix
+
+
+async def _spool(request: Request, suffix: str) -> Path:
+    handle, name = tempfile.mkstemp(prefix="eyewear-feed-", suffix=suffix)
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+    except BaseException:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
+    return path
+
+
+def _background(request: Request) -> set[asyncio.Task[Any]]:
+    tasks: set[asyncio.Task[Any]] | None = getattr(request.app.state, "ingestion_tasks", None)
+    if tasks is None:
+        tasks = set()
+        request.app.state.ingestion_tasks = tasks
+    return tasks
+
+
+class _Upload:
+    """The spooled body, under the name the client gave the feed."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.file = FeedFile(path)
+        self.name = name
+
+    def rows(self) -> Iterator[FeedRow]:
+        return self.file.rows()
+
+
+async def _execute(cases: UseCases, run: IngestionRun, path: Path, source_name: str, caller: Caller) -> None:
+    try:
+        with structlog.contextvars.bound_contextvars(run_id=run.run_id):
+            await cases.ingest.execute(run, _Upload(path, source_name), caller)
+    except asyncio.CancelledError:
+        await cases.ingest.abandon(run.run_id, "interrupted: the server stopped")
+        raise
+    except Exception:  # execute() turns data and storage problems into a failed run; this is a bug
+        log.exception("ingestion.run.crashed", run_id=run.run_id)
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+@router.post(
+    "/ingestions",
+    status_code=202,
+    responses=PROBLEMS(401, 403, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def start_ingestion(
+    request: Request,
+    dry_run: bool = Query(False),
+    error_policy: ErrorPolicy = Query(ErrorPolicy.SKIP_INVALID),
+    caller: Caller = Depends(current_caller),
+    cases: UseCases = Depends(use_cases),
+) -> JSONResponse:
+    suffix = _suffix(request)
+    source_name = request.headers.get("x-feed-name", "").strip()[:200] or f"upload{suffix}"
+    run = await cases.ingest.start(source_name, caller, dry_run, error_policy)
+    path = await _spool(request, suffix)
+    task = asyncio.create_task(_execute(cases, run, path, source_name, caller))
+    tasks = _background(request)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    location = f"/api/v1/ingestions/{run.run_id}"
+    return JSONResponse(run_report(run), status_code=202, headers={"Location": location})
+
+
+@router.get("/ingestions", responses=PROBLEMS(401, 403, 422))
+async def list_runs(
+    limit: int = Query(20, ge=1, le=100),
+    caller: Caller = Depends(current_caller),
+    cases: UseCases = Depends(use_cases),
+) -> dict[str, Any]:
+    runs = await cases.list_runs(caller, limit)
+    return {"items": [run_report(run) for run in runs]}
+
+
+@router.get("/ingestions/{run_id}", responses=PROBLEMS(401, 403, 404))
+async def get_run(
+    run_id: str, caller: Caller = Depends(current_caller), cases: UseCases = Depends(use_cases)
+) -> dict[str, Any]:
+    return run_report(await cases.get_run(run_id, caller))
+
+
+@router.get("/ingestions/{run_id}/errors", responses=PROBLEMS(401, 403, 404, 422))
+async def run_errors(
+    run_id: str,
+    cursor: str | None = Query(None),
+    caller: Caller = Depends(current_caller),
+    cases: UseCases = Depends(use_cases),
+) -> dict[str, Any]:
+    page = await cases.run_errors(run_id, caller, cursor)
+    return {"items": [row_error_to_dict(error) for error in page.items], "next_cursor": page.next_cursor}
+
+
+@router.post("/ingestions/{run_id}/rollback", responses=PROBLEMS(401, 403, 404, 409))
+async def rollback_run(
+    run_id: str,
+    force: bool = Query(False),
+    caller: Caller = Depends(current_caller),
+    cases: UseCases = Depends(use_cases),
+) -> dict[str, Any]:
+    return run_report(await cases.rollback(run_id, caller, force))
+
+
+async def stop_background_runs(app: Any) -> None:
+    """At shutdown: running feeds are cancelled and recorded as interrupted (a re-run converges)."""
+    tasks: set[asyncio.Task[Any]] = getattr(app.state, "ingestion_tasks", set())
+    for task in list(tasks):
+        task.cancel()
+    for task in list(tasks):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -1,0 +1,221 @@
+"""Laws of the ingestion pipeline, over generated feeds, on the memory twins (FEED.md semantics).
+
+- rows = valid + invalid, valid = created + updated + unchanged, for any feed;
+- the same feed twice: the second run is all ``unchanged`` and changes nothing;
+- ingest then roll back: the catalog's content is what it was, for any feed and any prior catalog;
+- the batch size is invisible: any batch size gives the same catalog and the same counts;
+- CSV and JSON Lines renderings of the same rows give the same catalog;
+- a dry run and a rejected ``reject-all`` run write nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.feeds.readers import FeedFile
+from adapters.feeds.render import write_csv, write_jsonl
+from adapters.feeds.sample_feed import generate_rows
+from adapters.memory.audit_log import MemoryAuditLog
+from adapters.memory.catalog import MemoryCatalog
+from adapters.memory.clock import FixedClock
+from adapters.memory.ingestion_runs import MemoryIngestionRuns
+from application.authorization import Authorizer
+from application.ingestion import IngestFeed
+from application.ingestion_rollback import RollbackRefused, RollbackRun
+from domain.feed_rows import FeedRow
+from domain.ingestion import ErrorPolicy, IngestionRun, RunStatus
+from tests.builders import SANITIZER, caller
+
+ADMIN = caller("ingestor-test")
+
+
+class ListFeed:
+    """Rows held in a list: the pipeline reads them as it would read a file."""
+
+    def __init__(self, rows: list[dict[str, Any]], name: str = "feed.jsonl") -> None:
+        self._rows = rows
+        self.name = name
+
+    def rows(self) -> Iterator[FeedRow]:
+        for index, row in enumerate(self._rows):
+            yield FeedRow(index + 1, copy.deepcopy(row))
+
+
+@dataclasses.dataclass
+class World:
+    catalog: MemoryCatalog
+    runs: MemoryIngestionRuns
+    clock: FixedClock
+
+    @classmethod
+    def new(cls) -> World:
+        return cls(MemoryCatalog(), MemoryIngestionRuns(), FixedClock())
+
+    def ingest(self, batch_size: int = 500) -> IngestFeed:
+        authorizer = Authorizer(MemoryAuditLog(), self.clock)
+        return IngestFeed(self.catalog, self.runs, self.clock, SANITIZER, authorizer, batch_size=batch_size)
+
+    def rollback(self) -> RollbackRun:
+        return RollbackRun(self.catalog, self.runs, self.clock, Authorizer(MemoryAuditLog(), self.clock))
+
+    async def run(self, rows: list[dict[str, Any]], batch_size: int = 500, **options: Any) -> IngestionRun:
+        self.clock.advance(seconds=1)
+        return await self.ingest(batch_size)(ListFeed(rows), ADMIN, **options)
+
+    async def content(self) -> dict[str, Any]:
+        """Every product's content (draft and status), without versions and timestamps."""
+        products = await self.catalog.get_many(set(self.catalog._products))
+        return {pid: (p.draft, p.status) for pid, p in products.items()}
+
+    async def versions(self) -> dict[str, int]:
+        return {pid: p.version for pid, p in self.catalog._products.items()}
+
+
+def _mutate(rows: list[dict[str, Any]], ops: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    rows = copy.deepcopy(rows)
+    for op, index in ops:
+        if not rows:
+            break
+        row = rows[index % len(rows)]
+        if row is None:
+            continue
+        if op == "price":
+            row["price"] = f"{int(float(row['price'])) + 1 + index % 7}.50"
+        elif op == "stock":
+            row["stock_quantity"] = (int(row.get("stock_quantity", 0)) + 3) % 40
+        elif op == "drop":
+            rows.remove(row)
+        elif op == "break":
+            row["lens_width_mm"] = "wide"
+        elif op == "duplicate":
+            rows.append(copy.deepcopy(row))
+        elif op == "rename":  # a product-level change on one row only: a style conflict (or a rename)
+            row["model_name"] = f"{row['model_name']} Neo"
+        elif op == "malformed":
+            rows.insert(index % len(rows), None)  # type: ignore[arg-type]
+    return rows
+
+
+MUTATIONS = ["price", "stock", "drop", "break", "duplicate", "rename", "malformed"]
+OPS = st.lists(st.tuples(st.sampled_from(MUTATIONS), st.integers(0, 99)), max_size=6)
+FEEDS = st.builds(
+    lambda styles, seed, ops: _mutate(list(generate_rows(styles=styles, seed=seed)), ops),
+    st.integers(1, 5),
+    st.integers(0, 10_000),
+    OPS,
+)
+LAWS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class MalformedAware(ListFeed):
+    def rows(self) -> Iterator[FeedRow]:
+        for index, row in enumerate(self._rows):
+            yield FeedRow(index + 1, None, "not a JSON object") if row is None else FeedRow(index + 1, dict(row))
+
+
+@LAWS
+@given(feed=FEEDS, prior=FEEDS)
+def test_counts_add_up_and_a_second_run_changes_nothing(feed: list[Any], prior: list[Any]) -> None:
+    async def scenario() -> None:
+        world = World.new()
+        await world.ingest()(MalformedAware(prior), ADMIN)
+        first = await world.ingest(batch_size=7)(MalformedAware(feed), ADMIN)
+        c = first.counts
+        assert first.status is RunStatus.SUCCEEDED, first
+        assert c.rows == len(feed) == c.valid + c.invalid
+        assert c.valid == c.created + c.updated + c.unchanged
+        assert first.validation_passed
+        before, versions = await world.content(), await world.versions()
+
+        world.clock.advance(seconds=1)
+        second = await world.ingest(batch_size=5)(MalformedAware(feed), ADMIN)
+        assert second.counts.unchanged == second.counts.valid == c.valid
+        assert (second.counts.created, second.counts.updated, second.counts.invalid) == (0, 0, c.invalid)
+        assert await world.content() == before
+        assert await world.versions() == versions
+
+    asyncio.run(scenario())
+
+
+@LAWS
+@given(feed=FEEDS, prior=FEEDS, batch=st.integers(1, 9))
+def test_rollback_restores_the_catalog_content_before_the_run(feed: list[Any], prior: list[Any], batch: int) -> None:
+    async def scenario() -> None:
+        world = World.new()
+        await world.ingest()(MalformedAware(prior), ADMIN)
+        before = await world.content()
+        run = await world.ingest(batch_size=batch)(MalformedAware(feed), ADMIN)
+        world.clock.advance(seconds=1)
+        undone = await world.rollback()(run.run_id, ADMIN)
+        assert undone.status is RunStatus.ROLLED_BACK
+        assert await world.content() == before
+        with pytest.raises(RollbackRefused):  # once is all
+            await world.rollback()(run.run_id, ADMIN)
+
+    asyncio.run(scenario())
+
+
+@LAWS
+@given(feed=FEEDS, prior=FEEDS, batch=st.integers(1, 9))
+def test_the_batch_size_changes_neither_the_catalog_nor_the_counts(
+    feed: list[Any], prior: list[Any], batch: int
+) -> None:
+    async def scenario() -> tuple[Any, Any]:
+        results = []
+        for size in (batch, 500):
+            world = World.new()
+            await world.ingest()(MalformedAware(prior), ADMIN)
+            run = await world.ingest(batch_size=size)(MalformedAware(feed), ADMIN)
+            results.append((run.counts, await world.content()))
+        return results[0], results[1]
+
+    small, large = asyncio.run(scenario())
+    assert small == large
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(styles=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_csv_and_json_lines_renderings_give_the_same_catalog(tmp_path: Path, styles: int, seed: int) -> None:
+    rows = list(generate_rows(styles=styles, seed=seed))
+    folder = tmp_path / f"{styles}-{seed}"
+    folder.mkdir(exist_ok=True)
+    write_jsonl(rows, folder / "feed.jsonl")
+    write_csv(rows, folder / "feed.csv.gz")
+
+    async def catalog_of(path: Path) -> Any:
+        world = World.new()
+        run = await world.ingest(batch_size=4)(FeedFile(path), ADMIN)
+        assert run.counts.invalid == 0, run
+        return await world.content()
+
+    assert asyncio.run(catalog_of(folder / "feed.jsonl")) == asyncio.run(catalog_of(folder / "feed.csv.gz"))
+
+
+@LAWS
+@given(feed=FEEDS, prior=FEEDS, policy=st.sampled_from(ErrorPolicy))
+def test_a_dry_run_writes_nothing_and_counts_what_a_real_run_would(
+    feed: list[Any], prior: list[Any], policy: ErrorPolicy
+) -> None:
+    async def scenario() -> None:
+        world = World.new()
+        await world.ingest()(MalformedAware(prior), ADMIN)
+        before, versions = await world.content(), await world.versions()
+        dry = await world.ingest(batch_size=3)(MalformedAware(feed), ADMIN, dry_run=True, error_policy=policy)
+        assert await world.content() == before and await world.versions() == versions
+        real = await world.ingest(batch_size=3)(MalformedAware(feed), ADMIN, error_policy=policy)
+        assert dry.counts == real.counts
+        assert dry.status is real.status
+        if policy is ErrorPolicy.REJECT_ALL and real.counts.invalid:
+            assert real.status is RunStatus.REJECTED
+            assert await world.content() == before and await world.versions() == versions
+
+    asyncio.run(scenario())
