@@ -292,7 +292,9 @@ def ingest(
         cases = await resolve(container.use_cases)
         caller = system_caller("eyewear-cli")
         run = await cases.ingest.start(feed.name, caller, dry_run, policy)
-        with progress_display(run.run_id) as progress:
+        import structlog
+
+        with structlog.contextvars.bound_contextvars(run_id=run.run_id), progress_display(run.run_id) as progress:
             run = await cases.ingest.execute(run, feed, caller, progress)
         if report_path is not None:
             await write_report(report_path, run, cases.ingest.runs)

@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.feeds.render import write_jsonl
+from adapters.feeds.sample_feed import generate_rows
 from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.product_repository import MongoCatalog
 from domain.history import ingestion_source, record_change
@@ -34,12 +36,21 @@ EYEWEAR = [sys.executable, "-c", "from entrypoints.cli import main; main()"]
 PROMISE = 1.0  # CONTRACT.md 4.3: another process's write shows within one second
 
 
-@pytest.fixture
-async def served(mongo_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, MongoCatalog]]:
-    """`eyewear serve` with a memory cache, an admin token for it, and the database it serves."""
-    db = f"eyewear_xproc_{uuid.uuid4().hex[:8]}"
+def served_env(mongo_url: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EYEWEAR_")}
-    env |= {"EYEWEAR_MONGODB_URL": mongo_url, "EYEWEAR_MONGODB_DB": db, "EYEWEAR_DATA_DIR": str(tmp_path)}
+    db = f"eyewear_xproc_{uuid.uuid4().hex[:8]}"
+    return env | {"EYEWEAR_MONGODB_URL": mongo_url, "EYEWEAR_MONGODB_DB": db, "EYEWEAR_DATA_DIR": str(tmp_path)}
+
+
+@pytest.fixture
+def env(mongo_url: str, tmp_path: Path) -> dict[str, str]:
+    return served_env(mongo_url, tmp_path)
+
+
+@pytest.fixture
+async def served(mongo_url: str, env: dict[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, MongoCatalog]]:
+    """`eyewear serve` with a memory cache, an admin token for it, and the database it serves."""
+    db = env["EYEWEAR_MONGODB_DB"]
     env["EYEWEAR_LOG_LEVEL"] = "WARNING"
     token_command = [*EYEWEAR, "token", "--subject", "cross", "--role", "admin"]
     issued = await asyncio.to_thread(subprocess.run, token_command, env=env, capture_output=True, text=True, check=True)
@@ -115,4 +126,33 @@ async def test_an_ingest_beside_serve_shows_in_the_api_within_a_second(
     hits = next(line for line in metrics.splitlines() if line.startswith('eyewear_cache_requests_total{result="hit"}'))
     assert float(hits.split()[-1]) > 0, "the server answered from its cache, not around it"
     print(f"cross-process freshness: max {max(waits) * 1000:.0f} ms over {len(waits)} reads")
+    assert max(waits) < PROMISE
+
+
+async def test_eyewear_ingest_and_rollback_beside_serve_show_in_the_api_within_a_second(
+    served: tuple[httpx.AsyncClient, MongoCatalog], env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real commands, as separate processes: their writes reach the server's cache through MongoDB."""
+    http, _ = served
+    rows = list(generate_rows(styles=2, seed=4))
+    sku = str(rows[0]["sku"])
+    write_jsonl(rows, tmp_path / "first.jsonl")
+    write_jsonl([{**rows[0], "price": "1.50"}], tmp_path / "cheaper.jsonl")
+
+    async def eyewear(*args: str) -> str:
+        done = await asyncio.to_thread(subprocess.run, [*EYEWEAR, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def prices(answer: httpx.Response) -> set[str]:
+        return {v["price"]["amount"] for v in answer.json()["variants"] if v["sku"] == sku}
+
+    await eyewear("ingest", str(tmp_path / "first.jsonl"))
+    original = prices(await http.get(f"/api/v1/skus/{sku}"))
+    for _ in range(3):  # cached now
+        assert prices(await http.get(f"/api/v1/skus/{sku}")) == original
+    run_id = (await eyewear("ingest", str(tmp_path / "cheaper.jsonl"))).split()[1].rstrip(":")
+    waits = [await shows(http, f"/api/v1/skus/{sku}", lambda r: prices(r) == {"1.50"})]
+    await eyewear("rollback", run_id)
+    waits.append(await shows(http, f"/api/v1/skus/{sku}", lambda r: prices(r) == original))
     assert max(waits) < PROMISE
