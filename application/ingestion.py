@@ -286,15 +286,18 @@ class IngestFeed:
                 if name in state.unknown or len(state.unknown) < MAX_UNKNOWN_FIELDS:
                     state.unknown[name] = state.unknown.get(name, 0) + 1
         for attempt in range(WRITE_ATTEMPTS):
-            plan = await self._plan(outcomes, state, caller)
-            if not (state.write and plan.writes):
-                break
             try:
+                # A writing pass first trusts the unique indexes to refuse a SKU or GTIN held
+                # elsewhere (no lookups: they are most of a new feed's reads); on a refusal it plans
+                # again with the lookups, and the rows at fault become row errors.
+                plan = await self._plan(outcomes, state, caller, optimistic=state.write and attempt == 0)
+                if not (state.write and plan.writes):
+                    break
                 await self.catalog.write_batch(plan.writes)
                 break
             except (VersionMismatch, ProductConflict):
-                # Somebody else wrote one of these products (or took a SKU) meanwhile: plan again
-                # from what is stored now; the rows that now conflict become row errors.
+                # A SKU or GTIN is taken, or somebody else wrote one of these products meanwhile:
+                # plan again from what is stored now.
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
         if state.write and plan.writes:
@@ -312,7 +315,7 @@ class IngestFeed:
             state.errors_stored += len(plan.errors)
             state.invalid_rows_stored += len({error.line for error in plan.errors})
 
-    async def _plan(self, outcomes: Sequence[Any], state: _Pass, caller: Caller) -> _Plan:
+    async def _plan(self, outcomes: Sequence[Any], state: _Pass, caller: Caller, optimistic: bool) -> _Plan:
         errors: list[RowError] = []
         invalid_lines: set[int] = set()
 
@@ -356,12 +359,27 @@ class IngestFeed:
                 fail(row.line, row.sku, "brand", ErrorCode.INVALID_VALUE, "is outside the brands this caller may write")
 
         # Catalog-wide rules, for every readable row (a row reports all its errors): a SKU belongs
-        # to one product, a GTIN to one SKU.
-        candidates = parsed
-        owners = await self.catalog.sku_owners({row.sku for row in candidates})
-        gtins = {row.variant.gtin for row in candidates if row.variant.gtin is not None}
+        # to one product, a GTIN to one SKU. The stored fingerprints come first: a SKU stored in its
+        # own product, or an unchanged variant (whose GTIN is stored on that very SKU), cannot
+        # conflict, so only the other rows are looked up — a feed that changed little costs little.
+        fingerprints = await self.catalog.fingerprints({row.product_id for row in parsed})
+
+        def stored_hash(row: ParsedRow) -> str | None:
+            fp = fingerprints.get(row.product_id)
+            return fp.variant_hashes.get(row.sku) if fp is not None else None
+
+        # Optimistic: only rows already invalid are looked up (to report all their errors); the
+        # write's unique indexes answer for the others.
+        looked_up = [row for row in parsed if not optimistic or row.line in invalid_lines]
+        unknown_skus = {row.sku for row in looked_up if stored_hash(row) is None}
+        owners = await self.catalog.sku_owners(unknown_skus) if unknown_skus else {}
+        gtins = {
+            row.variant.gtin
+            for row in looked_up
+            if row.variant.gtin is not None and stored_hash(row) != variant_hash(row.variant)
+        }
         gtin_owners = await self.catalog.gtin_owners(gtins) if gtins else {}
-        for row in candidates:
+        for row in parsed:
             owner = owners.get(row.sku)
             if owner is not None and owner != row.product_id:
                 fail(row.line, row.sku, "sku", ErrorCode.SKU_CONFLICT, f"SKU {row.sku} belongs to product {owner!r}")
@@ -369,9 +387,8 @@ class IngestFeed:
             holder = gtin_owners.get(gtin) if gtin is not None else None
             if holder is not None and holder != row.sku:
                 fail(row.line, row.sku, "gtin", ErrorCode.GTIN_CONFLICT, f"GTIN {gtin} belongs to SKU {holder}")
-        valid = [row for row in candidates if row.line not in invalid_lines]
+        valid = [row for row in parsed if row.line not in invalid_lines]
 
-        fingerprints = await self.catalog.fingerprints({row.product_id for row in valid})
         groups: dict[str, list[ParsedRow]] = {}
         for row in valid:
             groups.setdefault(row.product_id, []).append(row)
@@ -459,6 +476,9 @@ class IngestFeed:
             variants = {v.sku: v for v in before.variants} if before is not None else {}
             variants.update({row.sku: row.variant for row in group})
             draft = group[0].draft(tuple(variants[sku] for sku in sorted(variants)))
+            held = [v.gtin for v in draft.variants if v.gtin is not None]
+            if len(held) != len(set(held)):  # a GTIN of another variant of this product: look it up
+                raise ProductConflict(f"a GTIN is held by two variants of product {pid!r}")
             after: Product
             if before is None:
                 after = Product.create(draft, now)

@@ -113,6 +113,16 @@ async def test_a_gtin_stored_on_another_sku_is_a_gtin_conflict(world: dict[str, 
     assert await errors_of(world, run.run_id) == [(1, thief["sku"], "gtin", "gtin_conflict")]
 
 
+async def test_a_gtin_of_another_variant_of_the_same_product_is_a_gtin_conflict(world: dict[str, Any]) -> None:
+    await ingest(world)(ListFeed(ROWS[:1]), ADMIN)
+    sibling = {**copy.deepcopy(ROWS[1]), "gtin": ROWS[0]["gtin"]}  # same product, the first row's GTIN
+    run = await ingest(world)(ListFeed([sibling, ROWS[2]]), ADMIN)
+    assert await errors_of(world, run.run_id) == [(1, sibling["sku"], "gtin", "gtin_conflict")]
+    assert (run.counts.created, run.counts.invalid) == (1, 1)
+    stored = await world["catalog"].get_by_sku(ROWS[0]["sku"])
+    assert stored.skus == tuple(sorted((ROWS[0]["sku"], ROWS[2]["sku"])))
+
+
 async def test_malformed_rows_are_errors_of_their_line_only(world: dict[str, Any]) -> None:
     class Broken(ListFeed):
         def rows(self):  # type: ignore[no-untyped-def]
