@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from application.authorization import Authorizer, Caller
-from application.ingestion import RunNotFound
+from application.ingestion import IngestionLog, NoIngestionLog, RunNotFound
+from application.metrics import IngestionMetrics, NoIngestionMetrics
 from domain.errors import Conflict, VersionMismatch
 from domain.history import HistoryEntry, ingestion_source, record_change
 from domain.ingestion import IngestionRun, RunStatus
@@ -64,11 +65,21 @@ def _summary(entries: list[HistoryEntry]) -> _Change:
 
 
 class RollbackRun:
-    def __init__(self, catalog: BulkCatalog, runs: IngestionRuns, clock: Clock, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        catalog: BulkCatalog,
+        runs: IngestionRuns,
+        clock: Clock,
+        authorizer: Authorizer,
+        metrics: IngestionMetrics | None = None,
+        log: IngestionLog | None = None,
+    ) -> None:
         self.catalog = catalog
         self.runs = runs
         self.clock = clock
         self.authorizer = authorizer
+        self.metrics: IngestionMetrics = metrics or NoIngestionMetrics()
+        self.log: IngestionLog = log or NoIngestionLog()
 
     async def __call__(self, run_id: str, caller: Caller, force: bool = False) -> IngestionRun:
         await self.authorizer.require(caller, Permission.INGESTION_ROLLBACK, f"ingestion:{run_id}")
@@ -80,6 +91,7 @@ class RollbackRun:
         if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
             raise RollbackRefused(f"run {run_id} is {run.status.value}: only a finished run that wrote can be undone")
         source = ingestion_source(run_id)
+        started = self.clock.now()
         if not force:
             touched = await self._touched_later(source)
             if touched:
@@ -100,6 +112,9 @@ class RollbackRun:
         now = self.clock.now()
         run = run.but(status=RunStatus.ROLLED_BACK, rolled_back_at=now, rolled_back_by=caller.actor)
         await self.runs.save(run)
+        seconds = (now - started).total_seconds()
+        self.metrics.ingestion_run(RunStatus.ROLLED_BACK.value, seconds)
+        self.log.event("ingestion.run.rolled_back", run_id=run_id, actor=caller.actor, forced=force, seconds=seconds)
         return run
 
     async def _touched_later(self, source: str) -> list[str]:

@@ -263,7 +263,9 @@ class Container(containers.DeclarativeContainer):
         ingest=providers.Factory(
             IngestFeed, catalog, ingestion_runs, clock, sanitizer, authorizer, metrics=metrics, log=ingestion_log
         ),
-        rollback=providers.Factory(RollbackRun, catalog, ingestion_runs, clock, authorizer),
+        rollback=providers.Factory(
+            RollbackRun, catalog, ingestion_runs, clock, authorizer, metrics=metrics, log=ingestion_log
+        ),
         get_run=providers.Factory(GetRun, ingestion_runs, authorizer),
         list_runs=providers.Factory(ListRuns, ingestion_runs, authorizer),
         run_errors=providers.Factory(RunErrors, ingestion_runs, authorizer),

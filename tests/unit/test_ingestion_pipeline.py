@@ -72,7 +72,8 @@ def ingest(world: dict[str, Any], catalog: Any = None, batch_size: int = 4) -> I
 
 
 def rollback(world: dict[str, Any]) -> RollbackRun:
-    return RollbackRun(world["catalog"], world["runs"], world["clock"], world["authorizer"])
+    events = world["events"]
+    return RollbackRun(world["catalog"], world["runs"], world["clock"], world["authorizer"], events, events)
 
 
 async def errors_of(world: dict[str, Any], run_id: str) -> list[tuple[int, str | None, str | None, str]]:
@@ -171,6 +172,8 @@ async def test_rollback_refuses_after_a_later_change_unless_forced(world: dict[s
     assert refused.value.products == (product.product_id,)
     undone = await rollback(world)(second.run_id, ADMIN, force=True)
     assert undone.status is RunStatus.ROLLED_BACK and undone.rolled_back_by == ADMIN.actor
+    assert world["events"].runs[-1] == "rolled_back"
+    assert [f["forced"] for n, f in world["events"].lines if n == "ingestion.run.rolled_back"] == [True]
     restored = await world["catalog"].get_by_sku(ROWS[0]["sku"])
     assert restored.variant(ROWS[0]["sku"]).stock_quantity == int(ROWS[0].get("stock_quantity", 0))
     assert restored.version == product.version + 2  # the patch, then the rollback: versions keep counting
