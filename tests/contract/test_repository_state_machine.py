@@ -194,7 +194,7 @@ class CatalogComparison(RuleBasedStateMachine):
             self.both(lambda repo, clock, product_id=product_id: repo.entries(product_id))
 
 
-def test_memory_and_mongo_agree(mongo_url: str) -> None:
+def run_machine(mongo_url: str) -> None:
     loop = asyncio.new_event_loop()
     client: Any = create_client(mongo_url, MongoOptions(timeout_ms=30_000))
     database = client[f"eyewear_sm_{uuid.uuid4().hex[:8]}"]
@@ -214,3 +214,9 @@ def test_memory_and_mongo_agree(mongo_url: str) -> None:
         loop.run_until_complete(client.drop_database(database.name))
         loop.run_until_complete(client.close())
         loop.close()
+
+
+# In a worker thread with a loop of its own: the session loop keeps running meanwhile, so the
+# session's drivers (their monitors, pools) never see a stalled loop.
+async def test_memory_and_mongo_agree(mongo_url: str) -> None:
+    await asyncio.to_thread(run_machine, mongo_url)
