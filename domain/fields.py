@@ -92,12 +92,12 @@ class FieldReader:
         value = self.raw(key, required)
         if value is None:
             return None
-        allowed = ", ".join(member.value for member in enum)
         if isinstance(value, str):
             try:
                 return enum(value.strip())
             except ValueError:
                 pass
+        allowed = ", ".join(member.value for member in enum)
         self.fail(key, ErrorCode.INVALID_VALUE, f"must be one of: {allowed}")
         return None
 

@@ -15,6 +15,7 @@ _TAG = re.compile(r"[a-z0-9-]{1,30}")
 _HEX = re.compile(r"#[0-9A-F]{6}")
 _WORD = re.compile(r"[^\W_]+")
 _LETTER_DIGIT_RUN = re.compile(r"[^\W\d_]+|\d+")
+_URL_REFUSED = re.compile(r"[\s<>\"']")
 MAX_TAGS = 20
 #: Long enough for any SKU (40 characters), so a typed SKU prefix is always found.
 MAX_PREFIX = 40
@@ -22,6 +23,10 @@ MAX_IMAGES = 10
 
 
 def has_control_characters(text: str) -> bool:
+    # Fast path: a printable string holds none of these categories (isprintable() is False for
+    # every one of them); only the rare other strings are checked character by character.
+    if text.isprintable():
+        return False
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
 
 
@@ -56,7 +61,7 @@ def parse_image_url(raw: str) -> str:
         not url.lower().startswith("https://")
         or len(url) <= len("https://")
         or len(url) > 2048
-        or any(ch.isspace() or ch in "<>\"'" for ch in url)
+        or _URL_REFUSED.search(url)
         or has_control_characters(url)
     ):
         raise RuleViolation(ErrorCode.INVALID_VALUE, "an image URL is an https:// URL")

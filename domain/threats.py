@@ -96,7 +96,7 @@ def operator_keys(value: Any, path: str = "", depth: int = 0) -> list[FieldError
                         "keys starting with '$' or containing '.' are not accepted",
                     )
                 )
-            else:
+            elif isinstance(item, Mapping | list):  # scalars hold no keys: no call for them
                 found.extend(operator_keys(item, _join(path, key_text), depth + 1))
     elif isinstance(value, list):
         for index, item in enumerate(value):

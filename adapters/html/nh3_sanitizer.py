@@ -10,6 +10,7 @@ from domain.sanitising import DESCRIPTION_POLICY, HtmlPolicy, HtmlSanitizer
 
 #: Passes to reach a fixed point: dropping a tag can leave markup that parses differently again.
 MAX_PASSES = 4
+RECENT = 256
 
 
 def _absolute_urls_only(policy: HtmlPolicy) -> Any:
@@ -37,8 +38,22 @@ class Nh3Sanitizer(HtmlSanitizer):
             strip_comments=True,
         )
 
+    def __init__(self) -> None:
+        #: Feeds repeat a style's description on every row: the same input is cleaned once.
+        self._recent: dict[str, str] = {}
+
     def sanitize(self, html: str, policy: HtmlPolicy = DESCRIPTION_POLICY) -> str:
         """Idempotent: stored descriptions come back unchanged when they are sent again."""
+        if policy is not DESCRIPTION_POLICY:
+            return self._sanitize(html, policy)
+        cleaned = self._recent.get(html)
+        if cleaned is None:
+            if len(self._recent) >= RECENT:
+                self._recent.clear()
+            cleaned = self._recent[html] = self._sanitize(html, policy)
+        return cleaned
+
+    def _sanitize(self, html: str, policy: HtmlPolicy) -> str:
         current = self._once(html, policy)
         for _ in range(MAX_PASSES):
             again = self._once(current, policy)
