@@ -156,3 +156,50 @@ async def test_ingestion_errors_and_permissions(
     assert report["actor"] == "tester"
     assert_problem(await anonymous_http.post(f"{INGESTIONS}/{report['run_id']}/rollback", headers=ingestor), 403)
     assert_problem(await anonymous_http.get(INGESTIONS, headers={"Authorization": "Bearer not-a-token"}), 401)
+
+
+async def test_feed_name_and_encodings(http: httpx.AsyncClient) -> None:
+    started = await http.post(
+        INGESTIONS,
+        content=ndjson(ROWS[:2]),
+        headers={"Content-Type": "application/x-ndjson", "X-Feed-Name": "genie-2026-11-26.ndjson"},
+    )
+    assert (await finished(http, started.json()["run_id"]))["source"] == "genie-2026-11-26.ndjson"
+    brotli = await http.post(INGESTIONS, content=b"x", headers={"Content-Type": "text/csv", "Content-Encoding": "br"})
+    assert "gzip" in assert_problem(brotli, 415)["detail"]
+
+
+async def test_a_run_cut_short_by_shutdown_is_recorded_as_interrupted(mongo_url: str, tmp_path: Any) -> None:
+    """The server stops while a feed is running: the run says so instead of staying ``running``."""
+    import uuid
+
+    from entrypoints.container import Container, resolve
+    from entrypoints.http.app import create_app
+    from entrypoints.settings import Settings
+
+    settings = Settings(mongodb_url=mongo_url, mongodb_db=f"eyewear_stop_{uuid.uuid4().hex[:8]}", data_dir=tmp_path)
+    container = Container(settings=settings)
+    app = create_app(container)
+    rows = list(generate_rows(styles=400, seed=9))  # long enough to be running at shutdown
+    async with app.router.lifespan_context(app):
+        token = container.token_issuer().issue(subject="stopper", roles=["admin"], ttl_seconds=300).token
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            started = await post_feed(client, ndjson(rows))
+            run_id = started.json()["run_id"]
+            for _ in range(200):
+                if (await client.get(f"{INGESTIONS}/{run_id}")).json()["status"] == "running":
+                    break
+                await asyncio.sleep(0.01)
+    # The lifespan has ended: the background run was cancelled and recorded.
+    container = Container(settings=settings)
+    await container.init_resources()
+    try:
+        run = await (await resolve(container.ingestion_runs)).get(run_id)
+        assert run is not None and run.status.value == "failed"
+        assert run.reason == "interrupted: the server stopped"
+        database = await resolve(container.database)
+        await database.client.drop_database(database.name)
+    finally:
+        await container.shutdown_resources()
