@@ -101,3 +101,40 @@ def test_a_terminal_gets_a_progress_bar(mongo_url: str, tmp_path: Path) -> None:
     text = seen.decode(errors="replace")
     assert "rows/s" in text and f"{len(ROWS)} rows" in text
     assert process.stdout is not None and b"succeeded" in process.stdout.read()
+
+
+def test_a_killed_ingest_run_again_converges_to_the_uninterrupted_catalog(mongo_url: str, tmp_path: Path) -> None:
+    """SIGKILL half-way (whole batches are left), then the same file again: the same catalog as one clean run."""
+    import signal
+    import time
+
+    from pymongo import MongoClient
+
+    rows = list(generate_rows(styles=500, seed=8))
+    feed = tmp_path / "feed.jsonl"
+    write_jsonl(rows, feed)
+    killed, clean = env_for(mongo_url, tmp_path), env_for(mongo_url, tmp_path)
+    mongo: MongoClient[dict[str, object]] = MongoClient(mongo_url)
+    database = mongo[killed["EYEWEAR_MONGODB_DB"]]
+    try:
+        process = subprocess.Popen([*EYEWEAR, "ingest", str(feed)], env=killed, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while database.products.estimated_document_count() == 0 and process.poll() is None:
+            assert time.monotonic() < deadline, "no batch was ever written"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        partial = database.products.count_documents({})
+        assert 0 < partial < 500, "killed half-way"
+        assert run(["ingest", str(feed)], killed, timeout=300).returncode == 0
+        assert run(["ingest", str(feed)], clean, timeout=300).returncode == 0
+
+        def catalog(name: str) -> dict[str, object]:
+            found = mongo[name].products.find({}, {"created_at": 0, "updated_at": 0, "version": 0})
+            return {doc["_id"]: doc for doc in found}
+
+        assert catalog(killed["EYEWEAR_MONGODB_DB"]) == catalog(clean["EYEWEAR_MONGODB_DB"])
+    finally:
+        for env in (killed, clean):
+            mongo.drop_database(env["EYEWEAR_MONGODB_DB"])
+        mongo.close()
