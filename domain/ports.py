@@ -117,6 +117,10 @@ class BulkCatalog(abc.ABC):
     def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
         """Every history entry written with ``source``, by product id, then version."""
 
+    @abc.abstractmethod
+    async def count_entries(self, source: str) -> int:
+        """How many history entries were written with ``source`` (no entry is read)."""
+
 
 class IngestionRuns(abc.ABC):
     """Run records and their row errors (pageable, any number of them)."""

@@ -143,6 +143,9 @@ class CachedCatalog(ProductRepository, ProductHistory, BulkCatalog):
     def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
         return self._bulk().entries_from(source)
 
+    async def count_entries(self, source: str) -> int:
+        return await self._bulk().count_entries(source)
+
     # The read-through machinery.
     def _count(self, outcome: str | None) -> None:
         if outcome is not None:

@@ -152,6 +152,9 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
                     history[product_id] = [*history.get(product_id, []), write.entry]
             self._products, self._by_sku, self._by_gtin, self._history = products, by_sku, by_gtin, history
 
+    async def count_entries(self, source: str) -> int:
+        return sum(1 for entries in self._history.values() for entry in entries if entry.source == source)
+
     async def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
         found = [entry for entries in self._history.values() for entry in entries if entry.source == source]
         for entry in sorted(found, key=lambda e: (e.product_id, e.version)):

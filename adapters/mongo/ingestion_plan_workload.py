@@ -75,6 +75,7 @@ async def drive_batches(database: AsyncDatabase[Any]) -> None:
     ):
         with contextlib.suppress(DomainError):
             await catalog.write_batch(failing)
+    await catalog.count_entries(source)
     async for _ in catalog.entries_from(source):
         pass
     # What a resumed ``entries_from`` asks for (only after a failure, so sent here directly).

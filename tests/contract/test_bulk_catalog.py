@@ -204,6 +204,8 @@ async def test_entries_from_a_source_in_product_then_version_order(catalog: Any)
     assert entries == [*(await catalog.entries(alpha.product_id)), (await catalog.entries(zed.product_id))[1]]
     assert [e.version async for e in catalog.entries_from(other)] == [3]
     assert [e async for e in catalog.entries_from("ingestion:none")] == []
+    assert await catalog.count_entries(RUN) == len(entries)
+    assert (await catalog.count_entries(other), await catalog.count_entries("ingestion:none")) == (1, 0)
     # The API's own entries keep no previous product.
     assert (await catalog.entries(api_only.product_id))[0].previous is None
 

@@ -39,6 +39,7 @@ class SinkCatalog(BulkCatalog):
 
     def __init__(self) -> None:
         self.last: dict[str, Fingerprint] = {}
+        self.written = 0
 
     async def fingerprints(self, product_ids: Collection[str]) -> dict[str, Fingerprint]:
         return {pid: self.last[pid] for pid in product_ids if pid in self.last}
@@ -53,6 +54,7 @@ class SinkCatalog(BulkCatalog):
         return {}
 
     async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        self.written += len(writes)
         self.last = {}
         for write in writes:
             if write.after is not None:
@@ -61,6 +63,9 @@ class SinkCatalog(BulkCatalog):
                 self.last[after.product_id] = Fingerprint(
                     after.product_id, after.version, fields_hash(after.draft), hashes
                 )
+
+    async def count_entries(self, source: str) -> int:
+        return self.written
 
     async def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
         return
