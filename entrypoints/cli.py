@@ -421,6 +421,49 @@ def export_store(
     typer.echo(json.dumps({"store_id": result.store_id, "files": list(result.files)}))
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="3 000 rows and fewer samples: under two minutes")] = False,
+    json_file: Annotated[str | None, typer.Option("--json", help="write the results and environment here")] = None,
+    plot_file: Annotated[str | None, typer.Option("--plot", help="draw the ingestion cost curve here (PNG)")] = None,
+    rows: Annotated[int | None, typer.Option("--rows", min=20, hidden=True)] = None,
+    samples: Annotated[int | None, typer.Option("--samples", min=10, hidden=True)] = None,
+) -> None:
+    """Measure the service against the bare drivers on the same server (docs/performance.md)."""
+    from pathlib import Path
+
+    for option, value in (("--json", json_file), ("--plot", plot_file)):
+        if value is not None and not Path(value).resolve().parent.is_dir():
+            raise _fail(f"the folder of {option} {value} does not exist", 2)
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        raise _fail("the bench needs httpx: pip install 'eyewear-catalog[bench]'", 2) from None
+    if plot_file is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise _fail("--plot needs matplotlib: pip install 'eyewear-catalog[bench]'", 2) from None
+    settings = _settings()
+    from entrypoints.bench.runner import BenchFailed, run_bench
+
+    try:
+        run_bench(
+            settings,
+            quick=quick,
+            rows=rows,
+            samples=samples,
+            json_path=Path(json_file) if json_file else None,
+            plot_path=Path(plot_file) if plot_file else None,
+        )
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+    except BenchFailed as error:
+        raise _fail(f"the bench failed: {error}") from None
+    except Exception as error:  # one line, never a traceback
+        raise _fail(f"the bench failed: {type(error).__name__}: {error}") from None
+
+
 def main() -> None:
     try:
         app()
