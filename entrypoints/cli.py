@@ -351,27 +351,15 @@ def create_client(
         raise _fail(f"unknown role {unknown[0]!r}; roles are: {', '.join(sorted(known))}", 2)
     if not name.strip():
         raise _fail("--name must not be empty", 2)
-    container = _container(settings)
 
-    async def run() -> Any:
-        from adapters.mongo.migrations import migrate as run_migrations
+    async def work(container: Any) -> Any:  # after the migrations: the validator guards the new record
         from application.authorization import system_caller
         from entrypoints.container import resolve
 
-        await container.init_resources()
-        try:
-            await run_migrations(await resolve(container.database))  # the validator guards the new record
-            register = await resolve(container.register_client)
-            return await register(name, [Role(r) for r in role], brand or [], system_caller("eyewear-cli"))
-        finally:
-            await container.shutdown_resources()
+        register = await resolve(container.register_client)
+        return await register(name, [Role(r) for r in role], brand or [], system_caller("eyewear-cli"))
 
-    try:
-        registered = asyncio.run(run())
-    except EmbeddedServerError as error:
-        raise _fail(f"the embedded database did not start: {error}") from None
-    except Exception as error:  # one line, never a traceback
-        raise _fail(f"the client was not registered: {type(error).__name__}: {error}") from None
+    registered = _with_container(settings, work, "the client was not registered")
     typer.echo(json.dumps({"client_id": registered.client.client_id, "client_secret": registered.secret}))
 
 
