@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from application.authorization import Authorizer, Caller
 from application.metrics import IngestionMetrics, NoIngestionMetrics
 from domain.errors import DomainError, ErrorCode, NotFound, ProductConflict, VersionMismatch
-from domain.feed_rows import FeedRow, ParsedRow, RowError, fields_hash, parse_feed_row, variant_hash
+from domain.feed_rows import FeedRow, ParsedRow, RowError, parse_feed_row
 from domain.history import ingestion_source, record_change
 from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus
 from domain.parsing import MAX_VARIANTS
@@ -228,6 +228,9 @@ class IngestFeed:
         except DomainError as error:
             checks, status, reason = [], RunStatus.FAILED, _one_line(error)
         except Exception as error:  # an unreadable feed, a permanent storage error: the run fails, saying why
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the driver's answer to a cancellation: stopping
+                raise asyncio.CancelledError from error
             checks, status, reason = [], RunStatus.FAILED, f"{type(error).__name__}: {_one_line(error)}"
         run = run.but(
             status=status,
@@ -347,7 +350,7 @@ class IngestFeed:
                         row.line, row.sku, "gtin", ErrorCode.DUPLICATE_GTIN, f"GTIN {gtin} appears earlier in the feed"
                     )
                 batch_gtins.add(gtin_key)
-            row_fields = fields_hash(row.product_fields)
+            row_fields = row.fields_digest
             # Idempotent: a batch planned again sets the same first rows.
             if _digest(row_fields) != state.styles.setdefault(_digest(row.product_id), _digest(row_fields)):
                 fail(
@@ -379,7 +382,7 @@ class IngestFeed:
         gtins = {
             row.variant.gtin
             for row in looked_up
-            if row.variant.gtin is not None and stored_hash(row) != variant_hash(row.variant)
+            if row.variant.gtin is not None and stored_hash(row) != row.variant_digest
         }
         gtin_owners = await self.catalog.gtin_owners(gtins) if gtins else {}
         for row in parsed:
@@ -412,7 +415,7 @@ class IngestFeed:
         to_write: dict[str, list[ParsedRow]] = {}
         for pid, group in groups.items():
             fp = fingerprints.get(pid)
-            row_fields = fields_hash(group[0].product_fields)
+            row_fields = group[0].fields_digest
             known = state.product(pid)
             if known is None:
                 known = _ProductState(
@@ -437,7 +440,7 @@ class IngestFeed:
                 if old is None:
                     created += 1
                     needs_write = True
-                elif old != variant_hash(row.variant):
+                elif old != row.variant_digest:
                     updated += 1
                     needs_write = True
                 elif known.fields_changed:
@@ -454,7 +457,7 @@ class IngestFeed:
             states[pid] = known
         writes = await self._writes(to_write, state, caller) if state.write and to_write else []
         expected = {
-            pid: (fields_hash(group[0].product_fields), {row.sku: variant_hash(row.variant) for row in group})
+            pid: (group[0].fields_digest, {row.sku: row.variant_digest for row in group})
             for pid, group in to_write.items()
         }
         counts = RunCounts(

@@ -67,6 +67,9 @@ class ParsedRow:
     product_id: str
     product_fields: Mapping[str, Any]
     variant: Variant
+    #: ``fields_hash(product_fields)`` and ``variant_hash(variant)``, computed once per row.
+    fields_digest: str
+    variant_digest: str
 
     @property
     def sku(self) -> str:
@@ -111,7 +114,10 @@ def parse_feed_row(row: FeedRow, sanitizer: HtmlSanitizer) -> RowOutcome:
         reader.fail("style_id", ErrorCode.INVALID_VALUE, "brand and style_id together need a letter or a digit")
     if reader.errors or variant is None:
         return RowOutcome(None, [_row_error(row.line, sku, error) for error in reader.errors], unknown)
-    return RowOutcome(ParsedRow(row.line, product_id, product_fields, variant), [], unknown)
+    parsed = ParsedRow(
+        row.line, product_id, product_fields, variant, fields_hash(product_fields), variant_hash(variant)
+    )
+    return RowOutcome(parsed, [], unknown)
 
 
 def _row_error(line: int, sku: str | None, error: FieldError) -> RowError:

@@ -297,7 +297,7 @@ def ingest(
         with structlog.contextvars.bound_contextvars(run_id=run.run_id), progress_display(run.run_id) as progress:
             run = await cases.ingest.execute(run, feed, caller, progress)
         if report_path is not None:
-            await write_report(report_path, run, cases.ingest.runs)
+            await write_report(report_path, run, await resolve(container.ingestion_runs))
         return run
 
     from entrypoints.ingestion_cli import summary_lines

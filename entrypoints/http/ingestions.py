@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from adapters.feeds.readers import FeedFile
+from adapters.feeds.readers import FeedFile, format_for
 from application.authorization import Caller
-from domain.feed_rows import FeedRow, row_error_to_dict
+from domain.feed_rows import row_error_to_dict
 from domain.ingestion import ErrorPolicy, IngestionRun, run_report
 from entrypoints.container import UseCases
 from entrypoints.http import schemas
@@ -77,21 +76,12 @@ def _background(request: Request) -> set[asyncio.Task[Any]]:
     return tasks
 
 
-class _Upload:
-    """The spooled body, under the name the client gave the feed."""
-
-    def __init__(self, path: Path, name: str) -> None:
-        self.file = FeedFile(path)
-        self.name = name
-
-    def rows(self) -> Iterator[FeedRow]:
-        return self.file.rows()
-
-
 async def _execute(cases: UseCases, run: IngestionRun, path: Path, source_name: str, caller: Caller) -> None:
     try:
         with structlog.contextvars.bound_contextvars(run_id=run.run_id):
-            await cases.ingest.execute(run, _Upload(path, source_name), caller)
+            # The format comes from the spooled file's suffix; the run's source is the client's name.
+            feed = FeedFile(path, *format_for(path), name=source_name)
+            await cases.ingest.execute(run, feed, caller)
     except asyncio.CancelledError:
         await cases.ingest.abandon(run.run_id, "interrupted: the server stopped")
         raise
