@@ -38,6 +38,14 @@ class MemoryRevocationList(RevocationList):
         expires_at = self._expiries.get(token_id)
         return expires_at is not None and now < expires_at
 
+    def forget(self, token_id: str) -> None:
+        """Drops one id at once (its heap entry leaves later, harmlessly)."""
+        self._expiries.pop(token_id, None)
+
+    def clear(self) -> None:
+        self._expiries.clear()
+        self._queue.clear()
+
     def __len__(self) -> int:
         return len(self._expiries)
 

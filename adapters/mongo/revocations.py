@@ -1,4 +1,9 @@
-"""Revoked token ids in MongoDB, removed by a TTL index once the token would have expired."""
+"""Revoked token ids in MongoDB, removed by a TTL index once the token would have expired.
+
+With a ``RevocationMirror`` (the container gives one when there is no Redis), checks are answered
+from this process's memory while the mirror's change stream is open, and read MongoDB otherwise:
+a mirror that may be stale never answers "not revoked" (ADR 0010).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo.documents import RevokedTokenDocument
+from adapters.mongo.revocation_mirror import RevocationMirror
 from domain.audit import RevocationList
 
 
@@ -17,14 +23,25 @@ def _utc_now() -> datetime:
 
 
 class MongoRevocationList(RevocationList):
-    def __init__(self, database: AsyncDatabase[Any], clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        database: AsyncDatabase[Any],
+        clock: Callable[[], datetime] = _utc_now,
+        mirror: RevocationMirror | None = None,
+    ) -> None:
         self.collection = database[RevokedTokenDocument.Settings.name]
         self.clock = clock
+        self.mirror = mirror
 
     async def revoke(self, token_id: str, expires_at: datetime) -> None:
+        """MongoDB first (durable, seen by every process), then this process's mirror at once."""
         await self.collection.update_one({"_id": token_id}, {"$max": {"expires_at": expires_at}}, upsert=True)
+        if self.mirror is not None:
+            await self.mirror.remember(token_id, expires_at)
 
     async def is_revoked(self, token_id: str) -> bool:
         """The TTL monitor runs about once a minute; the clock decides in between."""
+        if self.mirror is not None and self.mirror.live:
+            return await self.mirror.is_revoked(token_id)
         stored = await self.collection.find_one({"_id": token_id})
         return stored is not None and self.clock() < stored["expires_at"]

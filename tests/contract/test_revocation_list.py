@@ -18,12 +18,13 @@ import pytest
 
 from adapters.memory.revocations import MemoryRevocationList
 from adapters.mongo.product_repository import MongoCatalog
+from adapters.mongo.revocation_mirror import RevocationMirror
 from adapters.mongo.revocations import MongoRevocationList
 from adapters.redis.client import create_redis
 from adapters.redis.revocations import RedisRevocationList
 from domain.audit import RevocationList
 
-ADAPTERS = ["memory", "mongo", "redis"]
+ADAPTERS = ["memory", "mongo", "mirrored", "redis"]
 
 
 class ManualClock:
@@ -51,6 +52,20 @@ def memory_revocation_list(revocation_clock: ManualClock) -> RevocationList:
 @pytest.fixture
 def mongo_revocation_list(revocation_clock: ManualClock, mongo_catalog: MongoCatalog) -> RevocationList:
     return MongoRevocationList(mongo_catalog.database, clock=revocation_clock)
+
+
+@pytest.fixture
+async def mirrored_revocation_list(
+    revocation_clock: ManualClock, mongo_catalog: MongoCatalog
+) -> AsyncIterator[RevocationList]:
+    """MongoDB answered from this process's change-stream mirror, which must stay live throughout:
+    every check of the suite is then answered from memory, none falls through to MongoDB."""
+    mirror = RevocationMirror.on(mongo_catalog.database, clock=revocation_clock)
+    await mirror.start()
+    assert mirror.live
+    yield MongoRevocationList(mongo_catalog.database, clock=revocation_clock, mirror=mirror)
+    assert mirror.live
+    await mirror.stop()
 
 
 @pytest.fixture
