@@ -34,6 +34,7 @@ from adapters.mongo.ingestion_runs import MongoIngestionRuns
 from adapters.mongo.migrations import bind_documents
 from adapters.mongo.monitoring import DriverMonitor
 from adapters.mongo.product_repository import MongoCatalog
+from adapters.mongo.revocation_mirror import RevocationMirror
 from adapters.mongo.revocations import MongoRevocationList
 from adapters.mongo.stores import MongoStoreCatalog, MongoStoreProfiles
 from adapters.redis.abuse import RedisAbuseTracker
@@ -140,10 +141,34 @@ async def cache_invalidation(
         await client.close()
 
 
-def revocation_list(database: AsyncDatabase[Any], redis: Any) -> RevocationList:
-    """Redis when configured, else MongoDB: revocations must be seen by every process."""
-    durable = MongoRevocationList(database)
-    return RedisRevocationList(redis, fallback=durable) if redis is not None else durable
+async def revocation_mirror(
+    settings: Settings, database_provider: Any, url_provider: Any, options: MongoOptions
+) -> AsyncIterator[RevocationMirror | None]:
+    """Without Redis, this process's copy of the revocations, kept by their change stream (ADR 0010).
+
+    Started like ``cache_invalidation``, for the same reasons: a client of its own (the stream
+    long-polls), once the database answered, from providers rather than values.
+    """
+    if settings.redis_url:
+        yield None
+        return
+    await resolve(database_provider)
+    client: Any = create_client(await resolve(url_provider), options)
+    mirror = RevocationMirror.on(client[settings.mongodb_db])
+    await mirror.start()
+    try:
+        yield mirror
+    finally:
+        await mirror.stop()
+        await client.close()
+
+
+def revocation_list(database: AsyncDatabase[Any], redis: Any, mirror: RevocationMirror | None) -> RevocationList:
+    """Redis when configured (every process reads it: strict), else MongoDB, answered from this
+    process's mirror while its change stream is open: revocations must be seen by every process."""
+    if redis is not None:
+        return RedisRevocationList(redis, fallback=MongoRevocationList(database))
+    return MongoRevocationList(database, mirror=mirror)
 
 
 def abuse_tracker(redis: Any) -> AbuseTracker:
@@ -212,7 +237,10 @@ class Container(containers.DeclarativeContainer):
     ingestion_runs = providers.Singleton(MongoIngestionRuns, database)
     ingestion_log = providers.Singleton(StructlogIngestionLog)
     redis = providers.Resource(redis_client, settings)
-    revocations = providers.Singleton(revocation_list, database, redis)
+    revocation_mirror = providers.Resource(
+        revocation_mirror, settings, database.provider, mongo_url.provider, mongo_options
+    )
+    revocations = providers.Singleton(revocation_list, database, redis, revocation_mirror)
     authorizer = providers.Singleton(Authorizer, audit_log, clock, metrics)
 
     keys = providers.Singleton(signing_keys, settings)
