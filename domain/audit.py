@@ -6,7 +6,7 @@ import abc
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -54,6 +54,11 @@ class AuditLog(abc.ABC):
 
     @abc.abstractmethod
     async def append(self, record: AuditRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def append_many(self, records: Sequence[AuditRecord]) -> None:
+        """Idempotent by ``record_id``: a record already stored is skipped, not stored twice, so a
+        journal shipped again after a crash leaves each record once."""
 
     @abc.abstractmethod
     async def query(self, query: AuditQuery) -> Page[AuditRecord]:

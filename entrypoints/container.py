@@ -23,6 +23,7 @@ from adapters.cache.backend import CacheStore
 from adapters.cache.cached_repository import CachedCatalog
 from adapters.cache.invalidation import ChangeFeedInvalidator
 from adapters.embedded import EmbeddedMongo
+from adapters.files.audit_journal import JournaledAuditLog
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.memory.abuse import MemoryAbuseTracker
 from adapters.metrics.prometheus import PrometheusMetrics
@@ -51,7 +52,7 @@ from application.ingestion_rollback import RollbackRun
 from application.metrics import CacheMetrics
 from application.stores import ExportStore, GetStoreProfile, PutStoreProfile, StoreCatalog
 from domain.abuse import AbuseTracker
-from domain.audit import RevocationList
+from domain.audit import AuditLog, RevocationList
 from domain.ports import SystemClock
 from entrypoints.http.threat_screen import ThreatScreen
 from entrypoints.ingestion_log import StructlogIngestionLog
@@ -139,6 +140,19 @@ async def cache_invalidation(
     finally:
         await watcher.stop()
         await client.close()
+
+
+async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator[AuditLog]:
+    """Decisions go to this process's journal in the data dir, then to MongoDB in batches (ADR 0009).
+
+    Takes the database's provider, not its value, for the reason ``cache_invalidation`` gives.
+    """
+    journal = JournaledAuditLog(MongoAuditLog(await resolve(database_provider)), settings.data_dir / "audit-journal")
+    await journal.start()
+    try:
+        yield journal
+    finally:
+        await journal.close()
 
 
 async def revocation_mirror(
@@ -233,7 +247,7 @@ class Container(containers.DeclarativeContainer):
         cache_invalidation, settings, database.provider, mongo_url.provider, mongo_options, cache_store
     )
     catalog = providers.Singleton(CachedCatalog, mongo_catalog, cache_store)
-    audit_log = providers.Singleton(MongoAuditLog, database)
+    audit_log = providers.Resource(audit_log, settings, database.provider)
     ingestion_runs = providers.Singleton(MongoIngestionRuns, database)
     ingestion_log = providers.Singleton(StructlogIngestionLog)
     redis = providers.Resource(redis_client, settings)

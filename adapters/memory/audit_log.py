@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from domain.audit import AuditLog, AuditQuery, AuditRecord, audit_matches, audit_order_key, decode_audit_cursor
 from domain.audit import encode_audit_cursor as encode
@@ -12,11 +13,18 @@ from domain.search import Page
 class MemoryAuditLog(AuditLog):
     def __init__(self) -> None:
         self._records: list[AuditRecord] = []
+        self._ids: set[str] = set()
         self._lock = asyncio.Lock()
 
     async def append(self, record: AuditRecord) -> None:
+        await self.append_many((record,))
+
+    async def append_many(self, records: Sequence[AuditRecord]) -> None:
         async with self._lock:
-            self._records.append(record)
+            for record in records:
+                if record.record_id not in self._ids:
+                    self._ids.add(record.record_id)
+                    self._records.append(record)
 
     async def query(self, query: AuditQuery) -> Page[AuditRecord]:
         matching = sorted((r for r in self._records if audit_matches(r, query)), key=audit_order_key, reverse=True)

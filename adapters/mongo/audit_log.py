@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from adapters.mongo.documents import AuditDocument, AuditRecordFields
 from domain.audit import AuditDecision, AuditLog, AuditQuery, AuditRecord, decode_audit_cursor, encode_audit_cursor
@@ -13,6 +15,7 @@ from domain.search import Page
 
 #: Later than any record: the bound that keeps a first, unfiltered page on the time index.
 _END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+DUPLICATE_KEY = 11000
 
 
 def _to_bson(record: AuditRecord) -> dict[str, Any]:
@@ -54,7 +57,19 @@ class MongoAuditLog(AuditLog):
         self.collection = database[AuditDocument.Settings.name]
 
     async def append(self, record: AuditRecord) -> None:
-        await self.collection.insert_one(_to_bson(record))
+        await self.append_many((record,))
+
+    async def append_many(self, records: Sequence[AuditRecord]) -> None:
+        """One unordered ``insert_many``; duplicate ids (a journal shipped twice) are the only
+        errors tolerated."""
+        if not records:
+            return
+        try:
+            await self.collection.insert_many([_to_bson(record) for record in records], ordered=False)
+        except BulkWriteError as error:
+            others = [e for e in error.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+            if others or error.details.get("writeConcernErrors"):
+                raise
 
     async def query(self, query: AuditQuery) -> Page[AuditRecord]:
         """Leads with one indexed predicate (a filter, else the time bound), then the rest."""

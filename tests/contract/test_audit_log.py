@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters.files.audit_journal import JournaledAuditLog
 from adapters.memory.audit_log import MemoryAuditLog
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.product_repository import MongoCatalog
@@ -17,11 +20,25 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=["memory", "mongo"])
-def audit_log(request: pytest.FixtureRequest) -> Any:
+def durable_log(request: pytest.FixtureRequest) -> Any:
     if request.param == "memory":
         return MemoryAuditLog()
     catalog: MongoCatalog = request.getfixturevalue("mongo_catalog")  # empties the database
     return MongoAuditLog(catalog.database)
+
+
+@pytest.fixture(params=["direct", "journal"])
+async def audit_log(request: pytest.FixtureRequest, durable_log: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """The journal runs the same assertions over each durable log, reading right after writing."""
+    if request.param == "direct":
+        yield durable_log
+        return
+    journal = JournaledAuditLog(durable_log, tmp_path / "journal")
+    await journal.start()
+    try:
+        yield journal
+    finally:
+        await journal.close()
 
 
 def record(
@@ -78,6 +95,17 @@ async def test_pages_cover_everything_once_even_with_equal_times(audit_log: Any)
             break
         params["cursor"] = page.next_cursor
     assert seen == [f"r{i:04d}" for i in (6, 5, 4, 3, 2, 1, 0)]
+
+
+async def test_appending_a_record_again_keeps_it_once(audit_log: Any) -> None:
+    """A journal shipped twice (a crash between the insert and the truncation) must not double it."""
+    first = [record(i) for i in range(3)]
+    await audit_log.append_many(first)
+    await audit_log.append_many([first[1], record(3), first[2]])
+    await audit_log.append(first[0])
+    page = await audit_log.query(AuditQuery())
+    assert [r.record_id for r in page.items] == ["r0003", "r0002", "r0001", "r0000"]
+    assert page.items[-1] == first[0]
 
 
 async def test_bad_queries_are_refused() -> None:

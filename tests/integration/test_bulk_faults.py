@@ -61,10 +61,12 @@ async def faulty(mongo_catalog: MongoCatalog, mongo_url: str) -> AsyncIterator[t
 
 
 @contextlib.asynccontextmanager
-async def fail_point(client: Any, commands: list[str], times: int | str = 1, **data: Any) -> AsyncIterator[None]:
+async def fail_point(
+    client: Any, commands: list[str], times: int | str = 1, app: str = APP, **data: Any
+) -> AsyncIterator[None]:
     mode = times if isinstance(times, str) else {"times": times}
     await client.admin.command(
-        {"configureFailPoint": "failCommand", "mode": mode, "data": {"failCommands": commands, "appName": APP, **data}}
+        {"configureFailPoint": "failCommand", "mode": mode, "data": {"failCommands": commands, "appName": app, **data}}
     )
     try:
         yield

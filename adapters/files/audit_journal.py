@@ -1,0 +1,242 @@
+"""The audit log's write-ahead journal: a decision is on disk before its answer, in MongoDB soon after.
+
+Why: every authorization decision must be written before the response is sent (CONTRACT 4.2),
+and a synchronous ``insert_one`` per decision was the slowest layer of every read (ADR 0009:
+2.3 ms of a 4.1 ms uncached read by SKU, 7.4 ms of a 7.5 ms cached one). Appending one line to
+a file this process holds open costs microseconds and survives a crash of this process, as a
+record acknowledged by MongoDB with its default write concern survives one of ``mongod``. A
+background task ships the lines to the durable log in batches (one ``insert_many``) within
+``LINGER`` seconds; reads of the log ship first, so this process reads its own decisions.
+
+Each process appends to a segment of its own, ``<pid>-<random>.jsonl`` in the journal
+directory, and holds an exclusive ``flock`` on it for its lifetime. A segment whose lock can be
+taken belongs to no live process (killed before it shipped everything): any process ships it and
+removes it, at start and every ``SWEEP_SECONDS``. Shipping is idempotent by record id, so a
+segment shipped twice (a crash between the insert and the truncation) leaves each record once.
+While the durable log cannot be reached, records stay in the segment (flushed to the disk) and
+are shipped when it comes back: nothing is lost, and answers go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from domain.audit import AuditDecision, AuditLog, AuditQuery, AuditRecord
+from domain.search import Page
+
+logger = logging.getLogger(__name__)
+
+LINGER = 0.05
+SWEEP_SECONDS = 60.0
+RETRY_MIN, RETRY_MAX = 0.1, 5.0
+STOP_WAIT = 5.0
+SUFFIX = ".jsonl"
+
+
+def encode_record(record: AuditRecord) -> bytes:
+    line = {
+        "id": record.record_id,
+        "at": record.at.isoformat(),
+        "actor": record.actor,
+        "roles": list(record.roles),
+        "action": record.action,
+        "resource": record.resource,
+        "decision": record.decision.value,
+        "reason": record.reason,
+        "correlation_id": record.correlation_id,
+        "client_ip": record.client_ip,
+    }
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def decode_records(data: bytes, source: str) -> list[AuditRecord]:
+    """Complete lines only; a torn last line (a process killed mid-write) is reported and skipped."""
+    records = []
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            if not raw.endswith(b"\n"):
+                raise ValueError("the line is incomplete")
+            line: dict[str, Any] = json.loads(raw)
+            records.append(
+                AuditRecord(
+                    record_id=line["id"],
+                    at=datetime.fromisoformat(line["at"]),
+                    actor=line["actor"],
+                    roles=tuple(line["roles"]),
+                    action=line["action"],
+                    resource=line["resource"],
+                    decision=AuditDecision(line["decision"]),
+                    reason=line["reason"],
+                    correlation_id=line["correlation_id"],
+                    client_ip=line["client_ip"],
+                )
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            logger.error(
+                "audit_journal_line_unreadable", extra={"segment": source, "line": number, "error": str(error)}
+            )
+    return records
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class JournaledAuditLog(AuditLog):
+    """Wraps the durable log; ``start`` before use, ``close`` at exit (ships what is left)."""
+
+    def __init__(self, durable: AuditLog, directory: Path, *, linger: float = LINGER) -> None:
+        self.durable = durable
+        self.directory = directory
+        self.linger = linger
+        self.segment = directory / f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+        self._fd = -1
+        self._written = 0  # bytes appended to the segment since it was last emptied
+        self._shipped = 0  # of which already in the durable log
+        self._ship_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._fd = os.open(self.segment, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        await self.recover_orphans()
+        self._task = asyncio.create_task(self._run(), name="eyewear-audit-journal")
+
+    async def append(self, record: AuditRecord) -> None:
+        await self.append_many((record,))
+
+    async def append_many(self, records: Sequence[AuditRecord]) -> None:
+        """Synchronous on purpose: the lines are in the file when this returns (one ``write``)."""
+        if self._fd < 0:
+            raise RuntimeError("the audit journal is not open")
+        data = b"".join(encode_record(record) for record in records)
+        _write_all(self._fd, data)
+        self._written += len(data)
+        self._wake.set()
+
+    async def query(self, query: AuditQuery) -> Page[AuditRecord]:
+        await self.flush()
+        return await self.durable.query(query)
+
+    async def flush(self) -> None:
+        """Ships every line appended so far; raises what the durable log raised."""
+        async with self._ship_lock:
+            await self._ship_own()
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._written - self._shipped
+
+    async def close(self) -> None:
+        """Ships what is left; if the durable log is down, the segment stays for the next process."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_WAIT)
+        if self._fd < 0:
+            return
+        try:
+            await self.flush()
+        except Exception as error:
+            os.fdatasync(self._fd)
+            logger.warning(
+                "audit_journal_left_for_recovery",
+                extra={"segment": str(self.segment), "bytes": self.pending_bytes, "error": type(error).__name__},
+            )
+            os.close(self._fd)
+            self._fd = -1
+            return
+        self.segment.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = -1
+
+    async def recover_orphans(self) -> int:
+        """Ships and removes the segments no live process holds; returns the records shipped."""
+        shipped = 0
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            if path == self.segment:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # another process recovered it meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its process is alive
+                records = decode_records(_read_all(fd), path.name)
+                await self.durable.append_many(records)
+                path.unlink(missing_ok=True)
+                shipped += len(records)
+                logger.warning("audit_journal_recovered", extra={"segment": path.name, "records": len(records)})
+            finally:
+                os.close(fd)
+        return shipped
+
+    async def _ship_own(self) -> None:
+        end = self._written
+        if end == self._shipped:
+            return
+        data = os.pread(self._fd, end - self._shipped, self._shipped)
+        await self.durable.append_many(decode_records(data, self.segment.name))
+        self._shipped = end
+        if self._shipped == self._written:  # no await since the check: nothing can be appended in between
+            os.ftruncate(self._fd, 0)
+            self._written = self._shipped = 0
+
+    async def _run(self) -> None:
+        """Ships after each burst of appends (waiting ``linger`` to gather it), sweeps orphans now
+        and then, and backs off while the durable log fails (the lines wait on disk)."""
+        delay = RETRY_MIN
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + SWEEP_SECONDS
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(next_sweep):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.linger)
+            try:
+                await self.flush()
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + SWEEP_SECONDS
+                    await self.recover_orphans()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                await asyncio.to_thread(os.fdatasync, self._fd)
+                logger.warning(
+                    "audit_journal_ship_failed",
+                    extra={"bytes": self.pending_bytes, "error": type(error).__name__, "retry_in": delay},
+                )
+                self._wake.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+            else:
+                delay = RETRY_MIN
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
