@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,8 @@ AT_JWT_TYP: Final = "at+jwt"
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Far above any token we issue (~1 KiB) and below joserfc's own limits: refused before any parsing.
 MAX_TOKEN_LENGTH: Final = 8192
+#: Verified tokens remembered per process (least recently used leave first): ~2 KiB each.
+VERIFIED_TOKENS: Final = 1024
 DEFAULT_LEEWAY_SECONDS: Final = 30
 
 #: The reasons a token is refused: fixed and few, fit for a metric label and a log field.
@@ -166,6 +169,12 @@ class AccessTokenIssuer:
         return IssuedToken(token=token, jti=jti, expires_at=datetime.fromtimestamp(now + ttl_seconds, UTC))
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    claims: dict[str, Any]
+    principal: Principal
+
+
 class AccessTokenVerifier:
     """Turns a bearer token into a Principal, or refuses it with one reason (see INVALID_TOKEN_REASONS).
 
@@ -193,6 +202,7 @@ class AccessTokenVerifier:
         if leeway_seconds < 0:
             raise ValueError("leeway_seconds must not be negative")
         self._keys = keys
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._revocations = revocations
         self._algorithms = allowed
         self._leeway = timedelta(seconds=leeway_seconds)
@@ -225,7 +235,19 @@ class AccessTokenVerifier:
         await self._revocations.revoke(principal.token_id, principal.expires_at + self._leeway)
 
     def verify_without_revocation(self, token: str) -> Principal:
-        """Everything but the revocation list (which is I/O): signature, type and claims."""
+        """Everything but the revocation list (which is I/O): signature, type and claims.
+
+        A token whose signature and type verified is remembered (its exact text, claims and
+        principal) so that its next requests skip the signature: the same bytes verify the same
+        way under the same key, and a client sends the same token for its whole lifetime. The
+        claims are validated on every request, since ``exp`` and ``nbf`` depend on the time.
+        Keys are only ever added to a running process's set, so a remembered key stays valid.
+        """
+        remembered = self._verified.get(token) if isinstance(token, str) else None
+        if remembered is not None:
+            self._verified.move_to_end(token)
+            self._validate(remembered.claims)
+            return remembered.principal
         key = self._key_for(token)
         try:
             decoded = jwt.decode(token, key.public, registry=self._registries[key.alg])
@@ -237,6 +259,14 @@ class AccessTokenVerifier:
         if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
             raise InvalidToken("wrong_type")
         claims = decoded.claims
+        self._validate(claims)
+        principal = _principal(claims)
+        self._verified[token] = _Verified(claims, principal)
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _validate(self, claims: dict[str, Any]) -> None:
         try:
             self._claims.validate(claims)
         except MissingClaimError:
@@ -245,7 +275,6 @@ class AccessTokenVerifier:
             raise InvalidToken("expired") from None
         except InvalidClaimError as error:
             raise InvalidToken(_claim_reason(error.claim, claims)) from None
-        return _principal(claims)
 
     def _key_for(self, token: str) -> ManagedKey:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:

@@ -12,12 +12,15 @@ from entrypoints.container import UseCases
 from entrypoints.http.problems import Problem
 
 
-def use_cases(request: Request) -> UseCases:
+async def use_cases(request: Request) -> UseCases:
+    """``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker
+    thread, a hand-off that cost more than the rest of a cached read (docs/performance.md)."""
     return request.app.state.use_cases  # type: ignore[no-any-return]
 
 
-def required_version(request: Request) -> int:
-    """The product version named by ``If-Match``; writes without one could lose updates."""
+async def required_version(request: Request) -> int:
+    """The product version named by ``If-Match``; writes without one could lose updates (``async``
+    for the reason ``use_cases`` gives)."""
     header = request.headers.get("if-match")
     if header is None or header.strip() in ("", "*"):
         raise Problem(428, "send If-Match with the product version (the ETag of your last read)")

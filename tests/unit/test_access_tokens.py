@@ -18,6 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey
 from joserfc.jws import JWSRegistry
 
+from adapters.auth import access_tokens
 from adapters.auth.access_tokens import (
     INVALID_TOKEN_REASONS,
     AccessTokenIssuer,
@@ -453,3 +454,49 @@ def test_replacing_a_whole_segment_never_verifies(segment: int, data: bytes) -> 
     parts[segment] = b64(data)
     with pytest.raises(InvalidToken):
         _VERIFIER.verify_without_revocation(".".join(parts))
+
+
+def test_a_remembered_token_skips_the_signature_but_not_the_claims(
+    issuer: AccessTokenIssuer, verifier: AccessTokenVerifier, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_decode = access_tokens.jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(access_tokens.jwt, "decode", counting_decode)
+    token = issuer.issue("alice", ["viewer"], ttl_seconds=60).token
+    first = verifier.verify_without_revocation(token)
+    assert verifier.verify_without_revocation(token) == first
+    assert decoded == [token]
+    clock.advance(60 + LEEWAY)
+    assert refused(verifier, token) == "expired"
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_refused(
+    issuer: AccessTokenIssuer, verifier: AccessTokenVerifier
+) -> None:
+    token = issuer.issue("alice", ["viewer"], ttl_seconds=60).token
+    verifier.verify_without_revocation(token)
+    head, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["roles"] = ["admin"]
+    forged = ".".join((head, b64json(claims), signature))
+    assert refused(verifier, forged) == "bad_signature"
+    flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    assert refused(verifier, flipped) in {"bad_signature", "malformed"}
+
+
+def test_remembered_tokens_are_bounded(
+    issuer: AccessTokenIssuer, verifier: AccessTokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(access_tokens, "VERIFIED_TOKENS", 3)
+    tokens = [issuer.issue(f"user{i}", ["viewer"], ttl_seconds=60).token for i in range(5)]
+    for token in tokens:
+        verifier.verify_without_revocation(token)
+    assert list(verifier._verified) == tokens[-3:]
+    verifier.verify_without_revocation(tokens[2])  # used again: the most recent, the last to leave
+    verifier.verify_without_revocation(tokens[0])
+    assert list(verifier._verified) == [tokens[4], tokens[2], tokens[0]]
