@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from application.authorization import Authorizer, Caller
+from application.digest_table import DigestTable
 from application.metrics import IngestionMetrics, NoIngestionMetrics
 from domain.errors import DomainError, ErrorCode, NotFound, ProductConflict, VersionMismatch
 from domain.feed_rows import FeedRow, ParsedRow, RowError, parse_feed_row
@@ -95,12 +96,13 @@ class _Pass:
     run_id: str
     write: bool
     counts: RunCounts = field(default_factory=RunCounts)
-    seen_skus: set[int] = field(default_factory=set)
-    seen_gtins: set[int] = field(default_factory=set)
-    #: Product id digest -> packed ``_ProductState``; only small ints, whatever the feed's size.
-    products: dict[int, int] = field(default_factory=dict)
+    #: Digests of every SKU and GTIN seen, in compact tables (~20 bytes each, not a set's ~72).
+    seen_skus: DigestTable = field(default_factory=DigestTable)
+    seen_gtins: DigestTable = field(default_factory=DigestTable)
+    #: Product id digest -> packed ``_ProductState``.
+    products: DigestTable = field(default_factory=lambda: DigestTable(values=True))
     #: Product id digest -> digest of the product-level fields of its first readable row.
-    styles: dict[int, int] = field(default_factory=dict)
+    styles: DigestTable = field(default_factory=lambda: DigestTable(values=True))
     unknown: dict[str, int] = field(default_factory=dict)
     denied_brands: set[str] = field(default_factory=set)
     errors_stored: int = 0
@@ -309,7 +311,7 @@ class IngestFeed:
             state.writes += len(plan.writes)
             await self._read_back(plan, state)
         for pid, product_state in plan.states.items():
-            state.products[_digest(pid)] = product_state.packed()
+            state.products.put(_digest(pid), product_state.packed())
         for outcome in outcomes:  # every readable row counts as seen, valid or not (FEED.md duplicate_sku)
             if outcome.parsed is not None:
                 state.seen_skus.add(_digest(outcome.parsed.sku))

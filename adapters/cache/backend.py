@@ -6,8 +6,8 @@ hide an outage from the metrics and silently drop invalidations. Here every erro
 (``eyewear_cache_errors_total``), opens a one-second circuit (so an outage costs one failed round
 trip per second, not one per read) and turns into "bypass the cache": a cache never fails a read.
 
-Invalidations that could not be written are kept and written before this process uses the
-cache again, so entries that survived an outage (a network partition, say) are never served.
+Invalidations (token deletions) that could not be made are kept and made before this process uses
+the cache again, so entries that survived an outage (a network partition, say) are never served.
 """
 
 from __future__ import annotations
@@ -146,9 +146,15 @@ class CacheStore:
         await self._call(self.cache.set, PREFIX + key, entry, expire=expire)
 
     async def invalidate(self, tags: list[str]) -> None:
-        """New tokens for ``tags``: every entry stored under an old token stops matching."""
+        """Drops the tokens of ``tags``: every entry stored under an old token stops matching.
+
+        Deleting does what writing new tokens did (ADR 0007): the next read finds no token and
+        ``mint``s a random one, which no entry stored before can carry, and no reader can bring
+        an old token back (``mint`` only ever sets a new one). It writes nothing, so a process that
+        writes much and reads little (``eyewear ingest``) does not fill its cache with tokens.
+        """
         keys = {PREFIX + token_key(tag) for tag in tags}
-        if time.monotonic() < self._open_until or not await self._set_tokens(keys):
+        if time.monotonic() < self._open_until or not await self._drop_tokens(keys):
             self._remember(keys)
 
     async def clear(self) -> None:
@@ -191,9 +197,8 @@ class CacheStore:
             logger.warning("cache.bypassed for %.1fs: %s: %s", RETRY_AFTER, type(error).__name__, error)
         self._open_until = time.monotonic() + RETRY_AFTER
 
-    async def _set_tokens(self, keys: set[str]) -> bool:
-        token = new_token()
-        return await self._call(self.cache.set_many, dict.fromkeys(keys, token), expire=TOKEN_TTL) is not FAILED
+    async def _drop_tokens(self, keys: set[str]) -> bool:
+        return await self._call(self.cache.delete_many, *keys) is not FAILED
 
     def _remember(self, keys: set[str]) -> None:
         if self._flush_all or len(self._pending) + len(keys) > MAX_PENDING:
@@ -208,7 +213,7 @@ class CacheStore:
             self._flush_all = False
             return True
         keys = set(self._pending)
-        if not await self._set_tokens(keys):
+        if not await self._drop_tokens(keys):
             return False
         self._pending -= keys
         return True

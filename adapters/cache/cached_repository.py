@@ -1,11 +1,12 @@
 """The product repository port, read through a cache: the same port, the same contract.
 
-Freshness rests on tag tokens, not on deleting keys. Every entry records the token its tag had
-*before* the inner read; a write bumps the tokens of its tags *after* the inner write and before
-it returns. An entry whose token is no longer current is never served, so the classic race
-(a slow read fills the cache with what it read before a write) cannot serve stale data, which a
-plain "delete by tag" cannot promise. Tags: ``product:<id>``, ``sku:<sku>`` (of the written
-product) and ``catalog`` (every search and facet result).
+Freshness rests on tag tokens, not on deleting entries. Every entry records the token its tag
+had *before* the inner read; a write ends the tokens of its tags *after* the inner write and
+before it returns (it deletes them, and the next read mints a new random one, so a process that
+writes much and reads little fills no cache). An entry whose token is no longer current is never
+served, so the classic race (a slow read fills the cache with what it read before a write) cannot
+serve stale data, which a plain "delete by tag" cannot promise. Tags: ``product:<id>``,
+``sku:<sku>`` (of the written product) and ``catalog`` (every search and facet result).
 
 A SKU entry is a pointer to a product id, checked against the fresh product (which must still
 hold the SKU), so a replace that drops or moves SKUs needs no knowledge of the old ones. Misses

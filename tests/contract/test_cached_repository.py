@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
-from adapters.cache.backend import PREFIX, CacheStore, CacheUnavailable
+from adapters.cache import codec
+from adapters.cache.backend import PREFIX, CacheStore, CacheUnavailable, token_key
 from adapters.cache.cached_repository import CachedCatalog
 from adapters.mongo.product_repository import MongoCatalog
 from domain.history import record_change
+from domain.ports import ProductWrite
 from domain.product import Product
 from domain.search import SearchFilters, parse_search
 from tests.builders import T0, creation, payload, product, variant
@@ -223,3 +225,27 @@ async def test_a_suspended_cache_is_bypassed_and_not_ready(
     await cached.store.ping()
     assert await cached.get(p.product_id) == await cached.get(p.product_id) == p
     assert inner.reads["get"] == 4  # resuming forgot what was cached before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_write_deletes_its_tokens_so_old_entries_never_match_and_nothing_is_cached_for_it(
+    backend: str, mongo_catalog: MongoCatalog, request: pytest.FixtureRequest, closing: list[CachedCatalog]
+) -> None:
+    """Invalidating deletes the tokens: a writer fills no cache, and a read mints a new token."""
+    cached = await client(closing, mongo_catalog, await cache_url(request, backend))
+    p = product()
+    await cached.write_batch([ProductWrite(None, p, creation(p))])
+    assert [key async for key in cached.store.cache.scan(PREFIX + "*")] == []  # written, nothing cached
+
+    token_of = PREFIX + token_key(f"product:{p.product_id}")
+    assert await cached.get(p.product_id) == p
+    old = await cached.store.cache.get(token_of)
+    assert isinstance(old, str)
+    updated = renamed(p, "Club", ["RB3016-BLK-51"])
+    await cached.write_batch([ProductWrite(p, updated, record_change(p, updated, "x", "api"))])
+    assert await cached.store.cache.get(token_of) is None
+    assert await cached.get(p.product_id) == updated
+    assert await cached.store.cache.get(token_of) not in (None, old)
+    # An entry a slow reader stores under the old token after the write is never served.
+    await cached.store.write(f"p:{p.product_id}", {"t": old, "v": codec.optional_product_to_json(p)}, 60)
+    assert await cached.get(p.product_id) == updated
