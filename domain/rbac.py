@@ -6,6 +6,7 @@ service roles. A principal scoped to brands may change only products of those br
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +82,12 @@ def effective_roles(roles: Iterable[Role]) -> frozenset[Role]:
 
 
 def permissions_of(roles: Iterable[Role]) -> frozenset[Permission]:
+    return _permissions_of(frozenset(roles))
+
+
+@functools.cache
+def _permissions_of(roles: frozenset[Role]) -> frozenset[Permission]:
+    """Cached: asked on every authorized call, and there are only so many sets of roles."""
     granted: set[Permission] = set()
     for role in effective_roles(roles):
         granted |= GRANTS[role]

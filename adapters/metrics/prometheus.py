@@ -14,6 +14,7 @@ process's files (docs/operations.md).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -92,7 +93,17 @@ class PrometheusMetrics(SecurityMetrics, CacheMetrics, IngestionMetrics):
         self.ingestion_duration = Histogram(
             "eyewear_ingestion_duration_seconds", "Ingestion run duration", buckets=INGESTION_BUCKETS, registry=r
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._preset()
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: looked up on every request, and the label
+        values are small closed sets (CONTRACT 5), so the map stays small."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def _preset(self) -> None:
         for result in CACHE_RESULTS:
@@ -108,45 +119,45 @@ class PrometheusMetrics(SecurityMetrics, CacheMetrics, IngestionMetrics):
 
     # SecurityMetrics
     def authz_decision(self, decision: str) -> None:
-        self.authz_decisions.labels(decision=decision).inc()
+        self._child(self.authz_decisions, decision).inc()
 
     def auth_failure(self, reason: str) -> None:
-        self.auth_failures.labels(reason=reason).inc()
+        self._child(self.auth_failures, reason).inc()
 
     def threat_detected(self, kind: str) -> None:
-        self.threats.labels(kind=kind).inc()
+        self._child(self.threats, kind).inc()
 
     # CacheMetrics
     def cache_request(self, result: str) -> None:
-        self.cache_requests.labels(result=result).inc()
+        self._child(self.cache_requests, result).inc()
 
     def cache_error(self) -> None:
         self.cache_errors.inc()
 
     # IngestionMetrics
     def ingestion_rows(self, outcome: str, count: int) -> None:
-        self.ingestion_row_counts.labels(outcome=outcome).inc(count)
+        self._child(self.ingestion_row_counts, outcome).inc(count)
 
     def ingestion_run(self, status: str, seconds: float) -> None:
-        self.ingestion_runs.labels(status=status).inc()
+        self._child(self.ingestion_runs, status).inc()
         self.ingestion_duration.observe(seconds)
 
     # The HTTP middleware's port (entrypoints.http.metrics_middleware.HttpMetrics)
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(method=method, route=route, status=str(status)).inc()
-        self.http_duration.labels(method=method, route=route).observe(seconds)
+        self._child(self.http_requests, method, route, str(status)).inc()
+        self._child(self.http_duration, method, route).observe(seconds)
 
     # The driver monitor's observer (adapters.mongo.monitoring.DriverObserver)
     def mongodb_command(self, command: str, seconds: float) -> None:
-        self.mongodb_duration.labels(command=command).observe(seconds)
+        self._child(self.mongodb_duration, command).observe(seconds)
 
     def mongodb_pool(self, open_connections: int, in_use: int) -> None:
-        self.mongodb_pool_connections.labels(state="open").set(open_connections)
-        self.mongodb_pool_connections.labels(state="in_use").set(in_use)
-        self.mongodb_pool_connections.labels(state="idle").set(max(open_connections - in_use, 0))
+        self._child(self.mongodb_pool_connections, "open").set(open_connections)
+        self._child(self.mongodb_pool_connections, "in_use").set(in_use)
+        self._child(self.mongodb_pool_connections, "idle").set(max(open_connections - in_use, 0))
 
     def mongodb_checkout_failure(self, reason: str) -> None:
-        self.mongodb_checkout_failures.labels(reason=reason).inc()
+        self._child(self.mongodb_checkout_failures, reason).inc()
 
     def exposition(self) -> bytes:
         """This process's registry; with PROMETHEUS_MULTIPROC_DIR, the merged values of every worker."""
