@@ -106,6 +106,25 @@ async def test_replace_moves_skus_and_refuses_foreign_ones(catalog: Any) -> None
     assert (await catalog.get(a.product_id)).version == 2
 
 
+async def test_a_sku_read_before_it_moves_is_found_where_it_went(catalog: Any) -> None:
+    """Reads first, so that a cached catalog holds (and remembers) the SKU's old pointer."""
+    a = product()
+    b = product(payload("OTHER1", variants=[variant("OTHER1-A")]))
+    await catalog.add(a, creation(a))
+    await catalog.add(b, creation(b))
+    for _ in range(2):  # a miss, then a hit that follows the pointer
+        assert (await catalog.get_by_sku("RB3016-BLK-51")).product_id == a.product_id
+    without = a.replaced_by(product(payload(variants=[variant("RB3016-NEW-51")])).draft, T0)
+    await catalog.replace(without, 1, record_change(a, without, "x", "api"))
+    assert await catalog.get_by_sku("RB3016-BLK-51") is None
+    taken = b.replaced_by(
+        product(payload("OTHER1", variants=[variant("OTHER1-A"), variant("RB3016-BLK-51")])).draft, T0
+    )
+    await catalog.replace(taken, 1, record_change(b, taken, "x", "api"))
+    assert (await catalog.get_by_sku("RB3016-BLK-51")).product_id == b.product_id
+    assert (await catalog.get_by_sku("RB3016-BLK-51")).product_id == b.product_id
+
+
 async def _seed(catalog: Any) -> dict[str, Any]:
     items = {
         "club": product(payload()),
