@@ -2,8 +2,9 @@
 caller runs them (authorized and audited), against the bare driver and the bare cache.
 
 Both sides cycle through the same SKUs in the same order, in alternating blocks. The detail of
-each result splits our p50 into its layers (the audit append every use case makes, the
-repository or the cache adapter), each timed alone as further sides of the same alternation.
+each result splits our p50 into its layers (the authorization and its audit record every use
+case makes, the repository or the cache adapter), each timed alone as further sides of the same
+alternation.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ async def sku_results(session: Session, sizes: Sizes, catalog: StoredCatalog) ->
             theirs.p50_us,
             "µs",
             f"{mine.count:,} calls per side, {n} SKUs in turn; ours {mine.describe()}, baseline find_one"
-            f" {theirs.describe()}; its layers, interleaved: audit append p50 {audits.p50_us:,.0f} µs,"
+            f" {theirs.describe()}; its layers, interleaved: authorization + audit journal append p50"
+            f" {audits.p50_us:,.0f} µs,"
             f" MongoCatalog.get_by_sku (find_one + mapping) p50 {repo.p50_us:,.0f} µs",
         )
     ]
@@ -97,8 +99,9 @@ async def sku_results(session: Session, sizes: Sizes, catalog: StoredCatalog) ->
             theirs.p50_us,
             "µs",
             f"cashews on {backend}, every entry a hit; {mine.count:,} calls per side; ours {mine.describe()},"
-            f" baseline get + decode {theirs.describe()}; its layers, interleaved: audit append p50"
-            f" {audits.p50_us:,.0f} µs, CachedCatalog.get_by_sku (SKU pointer + product entry: 2 cache reads)"
+            f" baseline get + decode {theirs.describe()}; its layers, interleaved: authorization + audit"
+            f" journal append p50 {audits.p50_us:,.0f} µs, CachedCatalog.get_by_sku (the product entry, the SKU"
+            f" pointer remembered in process)"
             f" p50 {adapted.p50_us:,.0f} µs",
         )
     )
