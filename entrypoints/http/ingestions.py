@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 
 #: Feeds are large: this route accepts bodies up to this size (the rest of the API stays at 1 MiB).
 MAX_FEED_BYTES = 512 * 1024 * 1024
+#: Seconds between cancellations of a run at shutdown until it has seen one (see ``stop_background_runs``).
+CANCEL_AGAIN_AFTER = 0.05
 _SUFFIXES = {
     "application/x-ndjson": ".ndjson",
     "application/jsonl": ".jsonl",
@@ -68,21 +70,25 @@ async def _spool(request: Request, suffix: str) -> Path:
     return path
 
 
-def _background(request: Request) -> set[asyncio.Task[Any]]:
-    tasks: set[asyncio.Task[Any]] | None = getattr(request.app.state, "ingestion_tasks", None)
+def _background(request: Request) -> dict[asyncio.Task[Any], asyncio.Event]:
+    """The runs going on, each with the event it sets once it has seen its cancellation."""
+    tasks: dict[asyncio.Task[Any], asyncio.Event] | None = getattr(request.app.state, "ingestion_tasks", None)
     if tasks is None:
-        tasks = set()
+        tasks = {}
         request.app.state.ingestion_tasks = tasks
     return tasks
 
 
-async def _execute(cases: UseCases, run: IngestionRun, path: Path, source_name: str, caller: Caller) -> None:
+async def _execute(
+    cases: UseCases, run: IngestionRun, path: Path, source_name: str, caller: Caller, stopping: asyncio.Event
+) -> None:
     try:
         with structlog.contextvars.bound_contextvars(run_id=run.run_id):
             # The format comes from the spooled file's suffix; the run's source is the client's name.
             feed = FeedFile(path, *format_for(path), name=source_name)
             await cases.ingest.execute(run, feed, caller)
     except asyncio.CancelledError:
+        stopping.set()
         await cases.ingest.abandon(run.run_id, "interrupted: the server stopped")
         raise
     except Exception:  # execute() turns data and storage problems into a failed run; this is a bug
@@ -116,10 +122,11 @@ async def start_ingestion(
     source_name = request.headers.get("x-feed-name", "").strip()[:200] or f"upload{suffix}"
     run = await cases.ingest.start(source_name, caller, dry_run, error_policy)
     path = await _spool(request, suffix)
-    task = asyncio.create_task(_execute(cases, run, path, source_name, caller))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(_execute(cases, run, path, source_name, caller, stopping))
     tasks = _background(request)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    tasks[task] = stopping
+    task.add_done_callback(lambda done: tasks.pop(done, None))
     location = f"/api/v1/ingestions/{run.run_id}"
     return JSONResponse(run_report(run), status_code=202, headers={"Location": location})
 
@@ -163,10 +170,19 @@ async def rollback_run(
 
 
 async def stop_background_runs(app: Any) -> None:
-    """At shutdown: running feeds are cancelled and recorded as interrupted (a re-run converges)."""
-    tasks: set[asyncio.Task[Any]] = getattr(app.state, "ingestion_tasks", set())
+    """At shutdown: running feeds are cancelled and recorded as interrupted (a re-run converges).
+
+    The cancellation is repeated until the run has seen it: one can be lost inside the driver
+    (PyMongo waits with ``asyncio.wait_for``, which on Python 3.11 drops a cancellation that
+    arrives as the awaited read completes), and the run would then go on to its end.
+    """
+    tasks: dict[asyncio.Task[Any], asyncio.Event] = getattr(app.state, "ingestion_tasks", {})
     for task in list(tasks):
         task.cancel()
-    for task in list(tasks):
+    for task, stopping in list(tasks.items()):
+        while not task.done() and not stopping.is_set():
+            await asyncio.wait({task}, timeout=CANCEL_AGAIN_AFTER)
+            if not stopping.is_set():
+                task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
