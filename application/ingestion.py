@@ -1,8 +1,9 @@
 """The ingestion pipeline: a SKU Genie feed into the catalog, batch by batch (FEED.md, CONTRACT.md 4.4).
 
-parse → validate (the API's rules) → group rows of a brand + style into one product → enrich (the
-domain derives size labels, face shapes, completeness…) → diff against what is stored (content
-hashes, fetched per batch) → write only what changed (all-or-nothing batches, conditional on each
+recognise records stored unchanged (raw digests, ADR 0011) → parse → validate (the API's rules)
+→ group rows of a brand + style into one product → enrich (the domain derives size labels, face
+shapes, completeness…) → diff against what is stored (content hashes, fetched per batch) → write
+only what changed (all-or-nothing batches, conditional on each
 product's version) → verify what was written.
 
 Memory stays bounded: rows are read as a stream and handled ``batch_size`` at a time. What the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +27,18 @@ from application.authorization import Authorizer, Caller
 from application.digest_table import DigestTable
 from application.metrics import IngestionMetrics, NoIngestionMetrics
 from domain.errors import DomainError, ErrorCode, NotFound, ProductConflict, VersionMismatch
-from domain.feed_rows import FeedRow, ParsedRow, RowError, parse_feed_row
+from domain.feed_rows import (
+    FeedRow,
+    ParsedRow,
+    RawKey,
+    RowError,
+    RowOutcome,
+    fields_hash,
+    known_identity,
+    parse_feed_row,
+    raw_key,
+    unknown_fields,
+)
 from domain.history import ingestion_source, record_change
 from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus
 from domain.parsing import MAX_VARIANTS
@@ -122,6 +134,38 @@ class _Pass:
             self.readback_samples.append(what)
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A readable row as the feed-wide and catalog rules see it: parsed, or (``parsed`` None)
+    recognised by its raw digest as the very record that produced the stored variant (ADR 0011),
+    its digests then taken from the stored fingerprint."""
+
+    line: int
+    product_id: str
+    sku: str
+    brand: str
+    gtin: str | None
+    fields_digest: str
+    variant_digest: str
+    raw_digest: str | None
+    parsed: ParsedRow | None
+
+    @classmethod
+    def of(cls, row: ParsedRow, key: RawKey | None) -> _Row:
+        brand = row.product_fields["brand"]
+        raw = key.digest if key is not None else None
+        return cls(
+            row.line, row.product_id, row.sku, brand, row.variant.gtin, row.fields_digest, row.variant_digest, raw, row
+        )
+
+    @classmethod
+    def unchanged(cls, row: FeedRow, key: RawKey, fp: Fingerprint) -> _Row:
+        assert row.fields is not None, "a raw key is read from a decoded record"
+        brand, gtin = known_identity(row.fields)
+        variant_digest = fp.variant_hashes[key.sku]
+        return cls(row.line, key.product_id, key.sku, brand, gtin, fp.fields_hash, variant_digest, key.digest, None)
+
+
 @dataclass(slots=True)
 class _Plan:
     """One batch, diffed: what to count, what to write, and what to remember if it succeeds."""
@@ -132,6 +176,7 @@ class _Plan:
     states: dict[str, _ProductState]
     expected: dict[str, tuple[str, dict[str, str]]]
     invalid_lines: set[int]
+    readable: list[_Row] = field(default_factory=list)
 
 
 class RunNotFound(NotFound):
@@ -287,17 +332,17 @@ class IngestFeed:
             progress(state.counts)
 
     async def _batch(self, rows: list[FeedRow], state: _Pass, caller: Caller, store_errors: bool) -> None:
-        outcomes = [parse_feed_row(row, self.sanitizer) for row in rows]
-        for outcome in outcomes:
-            for name in outcome.unknown:
+        for row in rows:
+            for name in unknown_fields(row.fields) if row.fields is not None else ():
                 if name in state.unknown or len(state.unknown) < MAX_UNKNOWN_FIELDS:
                     state.unknown[name] = state.unknown.get(name, 0) + 1
+        batch = _Batch(rows, [raw_key(row) for row in rows])
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 # A writing pass first trusts the unique indexes to refuse a SKU or GTIN held
                 # elsewhere (no lookups: they are most of a new feed's reads); on a refusal it plans
                 # again with the lookups, and the rows at fault become row errors.
-                plan = await self._plan(outcomes, state, caller, optimistic=state.write and attempt == 0)
+                plan = await self._plan(batch, state, caller, optimistic=state.write and attempt == 0)
                 if not (state.write and plan.writes):
                     break
                 await self.catalog.write_batch(plan.writes)
@@ -308,22 +353,21 @@ class IngestFeed:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
         if state.write and plan.writes:
-            state.writes += len(plan.writes)
+            state.writes += sum(1 for write in plan.writes if write.entry is not None)
             await self._read_back(plan, state)
         for pid, product_state in plan.states.items():
             state.products.put(_digest(pid), product_state.packed())
-        for outcome in outcomes:  # every readable row counts as seen, valid or not (FEED.md duplicate_sku)
-            if outcome.parsed is not None:
-                state.seen_skus.add(_digest(outcome.parsed.sku))
-                if outcome.parsed.variant.gtin:
-                    state.seen_gtins.add(_digest(outcome.parsed.variant.gtin))
+        for seen in plan.readable:  # every readable row counts as seen, valid or not (FEED.md duplicate_sku)
+            state.seen_skus.add(_digest(seen.sku))
+            if seen.gtin:
+                state.seen_gtins.add(_digest(seen.gtin))
         state.counts = state.counts.plus(plan.counts)
         if store_errors and plan.errors:
             await self.runs.add_errors(state.run_id, state.errors_stored, plan.errors)
             state.errors_stored += len(plan.errors)
             state.invalid_rows_stored += len({error.line for error in plan.errors})
 
-    async def _plan(self, outcomes: Sequence[Any], state: _Pass, caller: Caller, optimistic: bool) -> _Plan:
+    async def _plan(self, batch: _Batch, state: _Pass, caller: Caller, optimistic: bool) -> _Plan:
         errors: list[RowError] = []
         invalid_lines: set[int] = set()
 
@@ -331,10 +375,26 @@ class IngestFeed:
             errors.append(RowError(line, sku, field_name, code, message))
             invalid_lines.add(line)
 
-        for outcome in outcomes:
+        # The stored fingerprints of the batch's products come first (one query): a row whose raw
+        # digest is the one stored with its SKU is the record that produced the stored variant and
+        # product fields, so it is valid and unchanged without being parsed (ADR 0011). The others
+        # are parsed (once per batch, whatever the attempts).
+        wanted = {key.product_id for key in batch.keys if key is not None}
+        fingerprints = await self.catalog.fingerprints(wanted)
+        parsed: list[_Row] = []
+        for index, (record, key) in enumerate(zip(batch.rows, batch.keys, strict=True)):
+            fp = fingerprints.get(key.product_id) if key is not None else None
+            if key is not None and fp is not None and fp.raw_hashes.get(key.sku) == key.digest:
+                parsed.append(_Row.unchanged(record, key, fp))
+                continue
+            outcome = batch.parse(index, self.sanitizer)
             for error in outcome.errors:
                 fail(error.line, error.sku, error.field, error.code, error.message)
-        parsed: list[ParsedRow] = [o.parsed for o in outcomes if o.parsed is not None]
+            if outcome.parsed is not None:
+                parsed.append(_Row.of(outcome.parsed, key))
+        missing = {row.product_id for row in parsed} - wanted
+        if missing:
+            fingerprints.update(await self.catalog.fingerprints(missing))
 
         # Feed-wide rules, in feed order: duplicates and style conflicts.
         batch_skus: set[int] = set()
@@ -344,7 +404,7 @@ class IngestFeed:
             if sku_key in state.seen_skus or sku_key in batch_skus:
                 fail(row.line, row.sku, "sku", ErrorCode.DUPLICATE_SKU, f"SKU {row.sku} appears earlier in the feed")
             batch_skus.add(sku_key)
-            gtin = row.variant.gtin
+            gtin = row.gtin
             if gtin is not None:
                 gtin_key = _digest(gtin)
                 if gtin_key in state.seen_gtins or gtin_key in batch_gtins:
@@ -362,17 +422,15 @@ class IngestFeed:
                     ErrorCode.STYLE_CONFLICT,
                     f"product-level fields differ from the first row of product {row.product_id!r}",
                 )
-            if not caller.principal.covers_brand(row.product_fields["brand"]):
+            if not caller.principal.covers_brand(row.brand):
                 await self._deny_brand(caller, state, row)
                 fail(row.line, row.sku, "brand", ErrorCode.INVALID_VALUE, "is outside the brands this caller may write")
 
         # Catalog-wide rules, for every readable row (a row reports all its errors): a SKU belongs
-        # to one product, a GTIN to one SKU. The stored fingerprints come first: a SKU stored in its
-        # own product, or an unchanged variant (whose GTIN is stored on that very SKU), cannot
-        # conflict, so only the other rows are looked up — a feed that changed little costs little.
-        fingerprints = await self.catalog.fingerprints({row.product_id for row in parsed})
-
-        def stored_hash(row: ParsedRow) -> str | None:
+        # to one product, a GTIN to one SKU. A SKU stored in its own product, or an unchanged
+        # variant (whose GTIN is stored on that very SKU), cannot conflict, so only the other rows
+        # are looked up — a feed that changed little costs little.
+        def stored_hash(row: _Row) -> str | None:
             fp = fingerprints.get(row.product_id)
             return fp.variant_hashes.get(row.sku) if fp is not None else None
 
@@ -381,30 +439,28 @@ class IngestFeed:
         looked_up = [row for row in parsed if not optimistic or row.line in invalid_lines]
         unknown_skus = {row.sku for row in looked_up if stored_hash(row) is None}
         owners = await self.catalog.sku_owners(unknown_skus) if unknown_skus else {}
-        gtins = {
-            row.variant.gtin
-            for row in looked_up
-            if row.variant.gtin is not None and stored_hash(row) != row.variant_digest
-        }
+        gtins = {row.gtin for row in looked_up if row.gtin is not None and stored_hash(row) != row.variant_digest}
         gtin_owners = await self.catalog.gtin_owners(gtins) if gtins else {}
         for row in parsed:
             owner = owners.get(row.sku)
             if owner is not None and owner != row.product_id:
                 fail(row.line, row.sku, "sku", ErrorCode.SKU_CONFLICT, f"SKU {row.sku} belongs to product {owner!r}")
-            gtin = row.variant.gtin
+            gtin = row.gtin
             holder = gtin_owners.get(gtin) if gtin is not None else None
             if holder is not None and holder != row.sku:
                 fail(row.line, row.sku, "gtin", ErrorCode.GTIN_CONFLICT, f"GTIN {gtin} belongs to SKU {holder}")
         valid = [row for row in parsed if row.line not in invalid_lines]
 
-        groups: dict[str, list[ParsedRow]] = {}
+        groups: dict[str, list[_Row]] = {}
         for row in valid:
             groups.setdefault(row.product_id, []).append(row)
-        return await self._diff(groups, fingerprints, state, caller, errors, invalid_lines, len(outcomes))
+        plan = await self._diff(groups, fingerprints, state, caller, errors, invalid_lines, len(batch.rows))
+        plan.readable = parsed
+        return plan
 
     async def _diff(
         self,
-        groups: dict[str, list[ParsedRow]],
+        groups: dict[str, list[_Row]],
         fingerprints: dict[str, Fingerprint],
         state: _Pass,
         caller: Caller,
@@ -414,7 +470,10 @@ class IngestFeed:
     ) -> _Plan:
         created = updated = unchanged = products_created = products_updated = 0
         states: dict[str, _ProductState] = {}
-        to_write: dict[str, list[ParsedRow]] = {}
+        to_write: dict[str, list[_Row]] = {}
+        #: Products whose rows are all unchanged but whose stored raw digests are not the rows'
+        #: (a catalog from before ADR 0011, a new rules version): stamped, not versioned.
+        to_stamp: dict[str, list[_Row]] = {}
         for pid, group in groups.items():
             fp = fingerprints.get(pid)
             row_fields = group[0].fields_digest
@@ -456,8 +515,12 @@ class IngestFeed:
             if needs_write:
                 to_write[pid] = group
                 known.written = True
+            elif fp is not None and any(row.raw_digest not in (None, fp.raw_hashes.get(row.sku)) for row in group):
+                to_stamp[pid] = group
             states[pid] = known
-        writes = await self._writes(to_write, state, caller) if state.write and to_write else []
+        writes: list[ProductWrite] = []
+        if state.write and (to_write or to_stamp):
+            writes = await self._writes(to_write, to_stamp, fingerprints, state, caller)
         expected = {
             pid: (group[0].fields_digest, {row.sku: row.variant_digest for row in group})
             for pid, group in to_write.items()
@@ -474,16 +537,27 @@ class IngestFeed:
         )
         return _Plan(counts, errors, writes, states, expected, invalid_lines)
 
-    async def _writes(self, groups: dict[str, list[ParsedRow]], state: _Pass, caller: Caller) -> list[ProductWrite]:
-        stored = await self.catalog.get_many(set(groups))
+    async def _writes(
+        self,
+        groups: dict[str, list[_Row]],
+        stamps: dict[str, list[_Row]],
+        fingerprints: dict[str, Fingerprint],
+        state: _Pass,
+        caller: Caller,
+    ) -> list[ProductWrite]:
+        stored = await self.catalog.get_many(set(groups) | set(stamps))
         now = self.clock.now()
         source = ingestion_source(state.run_id)
         writes: list[ProductWrite] = []
         for pid, group in groups.items():
-            before = stored.get(pid)
+            before, fp = stored.get(pid), fingerprints.get(pid)
+            _require_planned(pid, before, fp, group)
             variants = {v.sku: v for v in before.variants} if before is not None else {}
-            variants.update({row.sku: row.variant for row in group})
-            draft = group[0].draft(tuple(variants[sku] for sku in sorted(variants)))
+            variants.update({row.sku: row.parsed.variant for row in group if row.parsed is not None})
+            template = next((row.parsed for row in group if row.parsed is not None), None)
+            if template is None:  # every row unchanged: nothing to write (the diff never asks for it)
+                continue
+            draft = template.draft(tuple(variants[sku] for sku in sorted(variants)))
             held = [v.gtin for v in draft.variants if v.gtin is not None]
             if len(held) != len(set(held)):  # a GTIN of another variant of this product: look it up
                 raise ProductConflict(f"a GTIN is held by two variants of product {pid!r}")
@@ -491,11 +565,19 @@ class IngestFeed:
             if before is None:
                 after = Product.create(draft, now)
             elif draft == before.draft:
+                stored_raw = fp.raw_hashes if fp is not None else {}
+                if any(row.raw_digest not in (None, stored_raw.get(row.sku)) for row in group):
+                    stamps[pid] = group
                 continue
             else:
                 after = before.replaced_by(draft, now)
             entry = record_change(before, after, caller.actor, source, keep_previous=True)
-            writes.append(ProductWrite(before, after, entry))
+            writes.append(ProductWrite(before, after, entry, _raw_digests(after, group, fp)))
+        for pid, group in stamps.items():
+            before, fp = stored.get(pid), fingerprints.get(pid)
+            _require_planned(pid, before, fp, group)
+            if before is not None:
+                writes.append(ProductWrite(before, before, None, _raw_digests(before, group, fp)))
         return writes
 
     async def _read_back(self, plan: _Plan, state: _Pass) -> None:
@@ -510,14 +592,14 @@ class IngestFeed:
                 if fp.variant_hashes.get(sku) != digest:
                     state.readback_failed(f"{pid}/{sku}")
 
-    async def _deny_brand(self, caller: Caller, state: _Pass, row: ParsedRow) -> None:
-        key = brand_key(row.product_fields["brand"])
+    async def _deny_brand(self, caller: Caller, state: _Pass, row: _Row) -> None:
+        key = brand_key(row.brand)
         if key not in state.denied_brands:
             state.denied_brands.add(key)
             await self.authorizer.event(
                 caller,
                 Permission.PRODUCT_WRITE.value,
-                f"ingestion:{state.run_id}:brand:{row.product_fields['brand']}",
+                f"ingestion:{state.run_id}:brand:{row.brand}",
                 allowed=False,
                 reason="brand outside the token's brand scope",
             )
@@ -566,6 +648,46 @@ class IngestFeed:
             logged == state.writes,
             f"{logged} change(s) in the run's change log, {state.writes} made by it ({written} product(s))",
         )
+
+
+class _Batch:
+    """The rows of one batch, their raw keys, and each row parsed at most once (plans may repeat)."""
+
+    __slots__ = ("keys", "outcomes", "rows")
+
+    def __init__(self, rows: list[FeedRow], keys: list[RawKey | None]) -> None:
+        self.rows = rows
+        self.keys = keys
+        self.outcomes: dict[int, RowOutcome] = {}
+
+    def parse(self, index: int, sanitizer: HtmlSanitizer) -> RowOutcome:
+        outcome = self.outcomes.get(index)
+        if outcome is None:
+            outcome = self.outcomes[index] = parse_feed_row(self.rows[index], sanitizer)
+        return outcome
+
+
+def _require_planned(pid: str, before: Product | None, fp: Fingerprint | None, group: list[_Row]) -> None:
+    """The product read in full is the one the plan diffed (its fingerprint), or the plan is stale.
+
+    Unparsed rows take their variant from it, and its raw digests come from the fingerprint.
+    """
+    if before is not None and fp is not None and before.version != fp.version:
+        raise VersionMismatch(pid, fp.version, before.version)
+    if before is None and any(row.parsed is None for row in group):
+        raise VersionMismatch(pid, fp.version if fp is not None else 0, None)
+
+
+def _raw_digests(after: Product, group: list[_Row], fp: Fingerprint | None) -> dict[str, str]:
+    """The raw digests that stay true of ``after``: its rows' in this batch, and the stored ones of
+    its other variants while the product's fields are unchanged (a raw digest stands for a
+    variant *and* the product fields its record carried)."""
+    digests = {row.sku: row.raw_digest for row in group if row.raw_digest is not None}
+    if fp is not None and fields_hash(after.draft) == fp.fields_hash:
+        for sku, digest in fp.raw_hashes.items():
+            digests.setdefault(sku, digest)
+    skus = set(after.skus)
+    return {sku: digest for sku, digest in digests.items() if sku in skus}
 
 
 def _one_line(error: BaseException) -> str:

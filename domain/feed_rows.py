@@ -8,6 +8,7 @@ feed field, code, message). The rules are the API's (``domain.parsing``): one ru
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ from domain.sanitising import HtmlSanitizer
 from domain.threats import operator_keys
 
 KNOWN_FIELDS = frozenset(PRODUCT_FIELDS) | frozenset(VARIANT_FIELDS)
+#: Part of every raw digest: a release that changes what a feed record parses to (a rule, the
+#: sanitiser's output, a derived field) bumps it, and every stored raw digest stops matching.
+RAW_RULES_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,70 @@ class RowOutcome:
     unknown: tuple[str, ...] = ()
 
 
+def unknown_fields(fields: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of a record's fields that FEED.md does not know (ignored, counted once per run)."""
+    return tuple(sorted(str(key) for key in fields if key not in KNOWN_FIELDS))
+
+
+@dataclass(frozen=True, slots=True)
+class RawKey:
+    """What the pipeline knows of a decoded record before (or instead of) parsing it: where its
+    variant would be stored (``product_id``, ``sku``) and the record's ``raw_digest``."""
+
+    product_id: str
+    sku: str
+    digest: str
+
+
+def raw_digest(fields: Mapping[str, Any]) -> str:
+    """A digest of a decoded record as read, and of the rules that parse it (``RAW_RULES_VERSION``).
+
+    What is hashed is the pickle of the record's items sorted by key: unlike JSON (whose
+    Decimals would have to become strings), it tells the number ``50`` from the string ``"50"``
+    and ``Decimal("1.0")`` from ``Decimal("1.00")``, so two records that might parse differently
+    never share a digest, and it costs a third of a ``repr``. Nothing is ever unpickled. The same
+    row read from JSON Lines and from CSV gets two digests (the values have other types): that
+    costs a parse, never a wrong answer.
+    """
+    data = pickle.dumps((RAW_RULES_VERSION, sorted(fields.items())), protocol=5)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def raw_key(row: FeedRow) -> RawKey | None:
+    """The record's product id, SKU and raw digest, cheaply; None when they cannot be had (the row
+    is then parsed, and reported if it is invalid).
+
+    The identities are derived as the parser derives them from values it accepts (trimmed brand
+    and style id through ``product_id_for``, ``normalise_sku``) but not validated: a record is only
+    ever taken for unchanged when its digest is one stored from a record that parsed, i.e. when
+    it is that very record, whose values the parser accepts.
+    """
+    fields = row.fields
+    if fields is None:
+        return None
+    sku, brand, style_id = fields.get("sku"), fields.get("brand"), fields.get("style_id")
+    if not (isinstance(sku, str) and isinstance(brand, str) and isinstance(style_id, str)):
+        return None
+    product_id = product_id_for(brand.strip(), style_id.strip())
+    if not product_id:
+        return None
+    try:
+        digest = raw_digest(fields)
+    except Exception:  # a value that does not pickle or keys that do not sort: parse the row
+        return None
+    return RawKey(product_id, normalise_sku(sku), digest)
+
+
+def known_identity(fields: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The brand and GTIN of a record known to parse (its raw digest matched), for the feed-wide
+    rules (brand scope, ``duplicate_gtin``): what ``parse_plain_text`` and ``parse_gtin`` return
+    for values they accept, without checking again what the parser checked when the digest was
+    stored (the GS1 check digit costs more than the rest of an unchanged row's rules)."""
+    gtin = fields.get("gtin")
+    brand: str = fields["brand"]
+    return brand.strip(), gtin.strip().zfill(14) if isinstance(gtin, str) and gtin else None
+
+
 def _sku_of(fields: Mapping[str, Any]) -> str | None:
     raw = fields.get("sku")
     return normalise_sku(raw) if isinstance(raw, str) and raw.strip() else None
@@ -100,7 +168,7 @@ def parse_feed_row(row: FeedRow, sanitizer: HtmlSanitizer) -> RowOutcome:
         return RowOutcome(None, [RowError(row.line, None, None, ErrorCode.MALFORMED_ROW, problem)])
     fields = row.fields
     sku = _sku_of(fields)
-    unknown = tuple(sorted(str(key) for key in fields if key not in KNOWN_FIELDS))
+    unknown = unknown_fields(fields)
     threats = operator_keys(dict(fields))
     if threats:
         return RowOutcome(None, [_row_error(row.line, sku, threat) for threat in threats], unknown)

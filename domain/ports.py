@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from domain.feed_rows import RowError
@@ -62,6 +62,9 @@ class Fingerprint:
     fields_hash: str
     #: SKU -> ``variant_hash`` of the stored variant.
     variant_hashes: Mapping[str, str]
+    #: SKU -> ``raw_digest`` of the feed record that produced exactly this variant and the
+    #: product's fields (ADR 0011); absent after any other write of the product.
+    raw_hashes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,10 @@ class ProductWrite:
     before: Product | None
     after: Product | None
     entry: HistoryEntry | None = None
+    #: SKU -> raw digest to store with the variants of ``after`` (ingestion only; a write without
+    #: them stores none, so whatever raw digests the product had are dropped). A write whose
+    #: ``after`` is ``before`` (same version, no entry) stores only these.
+    raw_digests: Mapping[str, str] | None = None
 
     @property
     def product_id(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 
@@ -31,6 +32,8 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
         self._by_sku: dict[str, str] = {}
         self._by_gtin: dict[str, str] = {}
         self._history: dict[str, list[HistoryEntry]] = {}
+        #: Product id -> SKU -> raw digest, as an ingestion write left them (any other write drops them).
+        self._raw: dict[str, dict[str, str]] = {}
         self._lock = asyncio.Lock()
 
     async def get(self, product_id: str) -> Product | None:
@@ -57,6 +60,7 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
             for gtin in previous.gtins:
                 self._by_gtin.pop(gtin, None)
         self._products[product.product_id] = product
+        self._raw.pop(product.product_id, None)
         self._by_sku.update(dict.fromkeys(product.skus, product.product_id))
         self._by_gtin.update(dict.fromkeys(product.gtins, product.product_id))
         self._history.setdefault(product.product_id, []).append(entry)
@@ -110,7 +114,11 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
 
     # Batches: every write checked in order against the state the writes before it left.
     async def fingerprints(self, product_ids: Collection[str]) -> dict[str, Fingerprint]:
-        return {pid: fingerprint_of(self._products[pid]) for pid in set(product_ids) if pid in self._products}
+        return {
+            pid: dataclasses.replace(fingerprint_of(self._products[pid]), raw_hashes=dict(self._raw.get(pid, {})))
+            for pid in set(product_ids)
+            if pid in self._products
+        }
 
     async def sku_owners(self, skus: Collection[str]) -> dict[str, str]:
         return {sku: self._by_sku[sku] for sku in set(skus) if sku in self._by_sku}
@@ -129,6 +137,7 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
         async with self._lock:
             products, by_sku, by_gtin = dict(self._products), dict(self._by_sku), dict(self._by_gtin)
             history = dict(self._history)  # lists are replaced below, never changed in place
+            raw = dict(self._raw)  # likewise
             for write in writes:
                 product_id = write.product_id
                 current = products.get(product_id)
@@ -140,6 +149,7 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
                         by_sku.pop(sku, None)
                     for gtin in current.gtins:
                         by_gtin.pop(gtin, None)
+                raw.pop(product_id, None)
                 if write.after is None:
                     del products[product_id]
                     history.pop(product_id, None)
@@ -148,9 +158,13 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
                 products[product_id] = write.after
                 by_sku.update(dict.fromkeys(write.after.skus, product_id))
                 by_gtin.update(dict.fromkeys(write.after.gtins, product_id))
+                if write.raw_digests:
+                    skus = set(write.after.skus)
+                    raw[product_id] = {sku: d for sku, d in write.raw_digests.items() if sku in skus}
                 if write.entry is not None:
                     history[product_id] = [*history.get(product_id, []), write.entry]
             self._products, self._by_sku, self._by_gtin, self._history = products, by_sku, by_gtin, history
+            self._raw = raw
 
     async def count_entries(self, source: str) -> int:
         return sum(1 for entries in self._history.values() for entry in entries if entry.source == source)

@@ -43,6 +43,9 @@ class VariantDocument(BaseModel):
     # Change detection's key (``domain.feed_rows.variant_hash``), derived on every write; absent
     # from documents written before it existed.
     content_hash: str | None = None
+    # ``domain.feed_rows.raw_digest`` of the feed record that produced this variant (ADR 0011).
+    # Only an ingestion write stores it; every other write leaves it out, which drops it.
+    raw_hash: str | None = None
 
 
 class ProductRecord(BaseModel):

@@ -6,6 +6,7 @@ models can evolve apart without silently losing data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -133,10 +134,19 @@ def bson_of(value: Any) -> Any:
     return value
 
 
-def product_to_bson(product: Product) -> dict[str, Any]:
+def product_to_bson(product: Product, raw_hashes: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The stored document; ``raw_hashes`` (SKU -> raw digest) only from an ingestion write."""
     document = to_document(product)
-    excluded = {"revision_id"} | ({"gtins"} if document.gtins is None else set())
-    return bson_of(document.model_dump(by_alias=True, exclude=excluded))  # type: ignore[no-any-return]
+    excluded: dict[str, Any] = {"revision_id": True, "variants": {"__all__": {"raw_hash"}}}
+    if document.gtins is None:
+        excluded["gtins"] = True
+    raw: dict[str, Any] = bson_of(document.model_dump(by_alias=True, exclude=excluded))
+    if raw_hashes:
+        for variant in raw["variants"]:
+            digest = raw_hashes.get(variant["sku"])
+            if digest is not None:
+                variant["raw_hash"] = digest
+    return raw
 
 
 def product_from_bson(raw: dict[str, Any]) -> Product:

@@ -254,3 +254,54 @@ async def test_the_stored_document_holds_the_hashes(mongo_catalog: MongoCatalog)
     raw = await mongo_catalog.products.find_one({"_id": p.product_id})
     assert raw["fields_hash"] == fields_hash(p.draft)
     assert raw["variants"][0]["content_hash"] == variant_hash(p.variants[0])
+
+
+async def test_raw_digests_are_stored_by_an_ingestion_write_and_dropped_by_any_other(catalog: Any) -> None:
+    """ADR 0011: a raw digest only ever stands for the stored variant *and* product fields."""
+    p = product(payload(variants=[variant("RB3016-A"), variant("RB3016-B")]))
+    raw = {"RB3016-A": "a" * 32, "RB3016-B": "b" * 32, "NOT-STORED": "c" * 32}
+    await catalog.write_batch([dataclasses.replace(_create(p), raw_digests=raw)])
+    fingerprint = (await catalog.fingerprints([p.product_id]))[p.product_id]
+    assert fingerprint.raw_hashes == {"RB3016-A": "a" * 32, "RB3016-B": "b" * 32}
+    assert dataclasses.replace(fingerprint, raw_hashes={}) == _expected_fingerprint(p)
+    assert await catalog.get(p.product_id) == p
+
+    # Stamped: the digests change, the product (version, content, history) does not.
+    await catalog.write_batch([ProductWrite(p, p, None, {"RB3016-A": "d" * 32})])
+    fingerprint = (await catalog.fingerprints([p.product_id]))[p.product_id]
+    assert (fingerprint.version, fingerprint.raw_hashes) == (1, {"RB3016-A": "d" * 32})
+    assert [e.version for e in await catalog.entries(p.product_id)] == [1]
+
+    # An API write (the repository port) drops them all.
+    renamed = _later(p, name="Club")
+    await catalog.replace(renamed, 1, record_change(p, renamed, "x", "api"))
+    assert (await catalog.fingerprints([p.product_id]))[p.product_id].raw_hashes == {}
+
+    # So does a batch write that carries none (a rollback's).
+    await catalog.write_batch([_replace(renamed, _later(renamed, 2, name="Club 2"))])
+    assert (await catalog.fingerprints([p.product_id]))[p.product_id].raw_hashes == {}
+    again = await catalog.get(p.product_id)
+    await catalog.write_batch([ProductWrite(again, again, None, {"RB3016-B": "e" * 32})])
+    assert (await catalog.fingerprints([p.product_id]))[p.product_id].raw_hashes == {"RB3016-B": "e" * 32}
+    await catalog.write_batch([_replace(again, _later(again, 3, name="Club 3"))])
+    assert (await catalog.fingerprints([p.product_id]))[p.product_id].raw_hashes == {}
+
+
+async def test_a_stamp_is_conditional_on_the_version_like_any_write(catalog: Any) -> None:
+    p = product(payload(variants=[variant("RB3016-A")]))
+    await _seed(catalog, p)
+    renamed = _later(p, name="Club")
+    await catalog.replace(renamed, 1, record_change(p, renamed, "x", "api"))
+    with pytest.raises(VersionMismatch):
+        await catalog.write_batch([ProductWrite(p, p, None, {"RB3016-A": "a" * 32})])
+    assert (await catalog.fingerprints([p.product_id]))[p.product_id].raw_hashes == {}
+    assert await catalog.get(p.product_id) == renamed
+
+
+async def test_the_stored_document_holds_raw_digests_only_from_ingestion(mongo_catalog: MongoCatalog) -> None:
+    p = product(payload(variants=[variant("RB3016-A"), variant("RB3016-B")]))
+    await mongo_catalog.write_batch([ProductWrite(None, p, creation(p), {"RB3016-A": "a" * 32})])
+    raw = await mongo_catalog.products.find_one({"_id": p.product_id})
+    assert [v.get("raw_hash") for v in raw["variants"]] == ["a" * 32, None]
+    assert "raw_hash" not in raw["variants"][1]
+    assert await mongo_catalog.get(p.product_id) == p

@@ -5,12 +5,15 @@
 - ingest then roll back: the catalog's content is what it was, for any feed and any prior catalog;
 - the batch size is invisible: any batch size gives the same catalog and the same counts;
 - CSV and JSON Lines renderings of the same rows give the same catalog;
-- a dry run and a rejected ``reject-all`` run write nothing.
+- a dry run and a rejected ``reject-all`` run write nothing;
+- raw digests change no outcome: a row known by the digest of its record is not parsed, and only
+  such rows are skipped (an API edit, a changed row, new parsing rules all make rows parse again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 from collections.abc import Iterator
@@ -28,11 +31,16 @@ from adapters.memory.audit_log import MemoryAuditLog
 from adapters.memory.catalog import MemoryCatalog
 from adapters.memory.clock import FixedClock
 from adapters.memory.ingestion_runs import MemoryIngestionRuns
+from application import ingestion
 from application.authorization import Authorizer
 from application.ingestion import IngestFeed
 from application.ingestion_rollback import RollbackRefused, RollbackRun
+from domain import feed_rows
 from domain.feed_rows import FeedRow
+from domain.history import record_change
+from domain.identifiers import product_id_for
 from domain.ingestion import ErrorPolicy, IngestionRun, RunStatus
+from domain.money import Money
 from tests.builders import SANITIZER, caller
 
 ADMIN = caller("ingestor-test")
@@ -214,5 +222,209 @@ def test_a_dry_run_writes_nothing_and_counts_what_a_real_run_would(
         if policy is ErrorPolicy.REJECT_ALL and real.counts.invalid:
             assert real.status is RunStatus.REJECTED
             assert await world.content() == before and await world.versions() == versions
+
+    asyncio.run(scenario())
+
+
+# Raw digests (ADR 0011): a row recognised by the digest of its record is not parsed, and that
+# changes no outcome. The reference is the same pipeline with raw digests switched off.
+
+
+@contextlib.contextmanager
+def counted_parses() -> Iterator[list[int]]:
+    """How many rows the pipeline parses while the block runs."""
+    calls = [0]
+    original = ingestion.parse_feed_row
+
+    def counting(row: FeedRow, sanitizer: Any) -> Any:
+        calls[0] += 1
+        return original(row, sanitizer)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ingestion, "parse_feed_row", counting)
+        yield calls
+
+
+@contextlib.contextmanager
+def every_row_parsed() -> Iterator[None]:
+    """The pipeline as it was before raw digests: no row has a raw key, so every row is parsed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ingestion, "raw_key", lambda row: None)
+        yield
+
+
+async def outcome(world: World, rows: list[Any], batch_size: int, **options: Any) -> tuple[Any, ...]:
+    run = await world.run(rows, batch_size, **options)
+    errors = await world.runs.errors(run.run_id, None, 10_000)
+    return run.status, run.counts, run.checks, [error for _, error in errors], await world.content()
+
+
+@LAWS
+@given(prior=FEEDS, feed=FEEDS, ops=OPS, batch=st.integers(1, 9), policy=st.sampled_from(ErrorPolicy))
+def test_raw_digests_change_no_outcome_of_any_sequence_of_runs(
+    prior: list[Any], feed: list[Any], ops: list[tuple[str, int]], batch: int, policy: ErrorPolicy
+) -> None:
+    """prior, feed, the same feed again, then a changed feed: the same runs, errors and catalog."""
+    later = _mutate(feed, ops)
+
+    async def runs(world: World) -> list[Any]:
+        return [
+            await outcome(world, prior, 500),
+            await outcome(world, feed, batch, error_policy=policy),
+            await outcome(world, feed, batch, dry_run=True),
+            await outcome(world, feed, batch),
+            await outcome(world, later, batch, error_policy=policy),
+            await outcome(world, later, 500),
+            [*(await world.versions()).items()],
+        ]
+
+    async def scenario() -> None:
+        with every_row_parsed():
+            reference = await runs(World.new())
+        assert await runs(World.new()) == reference
+
+    asyncio.run(scenario())
+
+
+@LAWS
+@given(feed=FEEDS, prior=FEEDS, batch=st.integers(1, 9))
+def test_a_second_run_of_a_feed_parses_only_its_invalid_rows(feed: list[Any], prior: list[Any], batch: int) -> None:
+    async def scenario() -> None:
+        world = World.new()
+        await world.run(prior)
+        await world.run(feed, batch)
+        with counted_parses() as parses:
+            second = await world.run(feed, batch)
+        assert parses[0] <= second.counts.invalid
+
+    asyncio.run(scenario())
+
+
+@settings(max_examples=25, deadline=None)
+@given(styles=st.integers(1, 8), seed=st.integers(0, 10_000), batch=st.integers(1, 40))
+def test_a_second_run_of_a_valid_feed_parses_no_row_and_counts_every_row_unchanged(
+    styles: int, seed: int, batch: int
+) -> None:
+    rows = list(generate_rows(styles=styles, seed=seed))
+
+    async def scenario() -> None:
+        world = World.new()
+        first = await world.run(rows, batch)
+        content, versions = await world.content(), await world.versions()
+        with counted_parses() as parses:
+            second = await world.run(rows, batch)
+        assert parses[0] == 0
+        assert second.status is RunStatus.SUCCEEDED and second.validation_passed
+        assert second.counts == dataclasses.replace(
+            first.counts, created=0, unchanged=len(rows), products_created=0, products_updated=0
+        )
+        assert await world.content() == content and await world.versions() == versions
+
+    asyncio.run(scenario())
+
+
+EDITS = st.sampled_from(["price", "color", "name", "description", "archive"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(styles=st.integers(1, 6), seed=st.integers(0, 10_000), pick=st.integers(0, 999), edit=EDITS)
+def test_after_an_api_edit_the_same_feed_restores_the_feed_content(
+    styles: int, seed: int, pick: int, edit: str
+) -> None:
+    """The edit drops the product's raw digests: its rows are parsed again, and win."""
+    rows = list(generate_rows(styles=styles, seed=seed))
+
+    async def scenario() -> None:
+        world = World.new()
+        await world.run(rows)
+        content = await world.content()
+        pid = sorted(content)[pick % len(content)]
+        before = await world.catalog.get(pid)
+        assert before is not None
+        world.clock.advance(seconds=1)
+        now = world.clock.now()
+        first = before.variants[0]
+        if edit == "price":
+            amount = first.price.amount + 1
+            after = before.with_variant(dataclasses.replace(first, price=Money(amount, first.price.currency)), now)
+        elif edit == "color":
+            after = before.with_variant(dataclasses.replace(first, color_name="Edited"), now)
+        elif edit == "name":
+            after = before.replaced_by(dataclasses.replace(before.draft, name="Edited"), now)
+        elif edit == "description":
+            after = before.replaced_by(dataclasses.replace(before.draft, description_html="<p>edited</p>"), now)
+        else:
+            after = before.archived(now)
+        await world.catalog.replace(after, before.version, record_change(before, after, "editor", "api"))
+
+        with counted_parses() as parses:
+            again = await world.run(rows)
+        restored = await world.content()
+        if edit == "archive":  # ingestion never changes a status; the content is the feed's
+            assert restored == {**content, pid: (content[pid][0], after.status)}
+            assert again.counts.updated == 0
+        else:
+            assert restored == content
+            assert again.counts.updated >= 1
+        assert parses[0] == sum(1 for row in rows if product_id_for(row["brand"], row["style_id"]) == pid)
+
+    asyncio.run(scenario())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    styles=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+    pick=st.integers(0, 999),
+    change=st.sampled_from(["price", "stock", "rename", "break"]),
+    batch=st.integers(1, 40),
+)
+def test_a_feed_with_one_changed_row_parses_that_row_and_counts_as_a_full_parse_would(
+    styles: int, seed: int, pick: int, change: str, batch: int
+) -> None:
+    """A changed variant parses one row; a changed product (``rename``) makes the raw digests of
+    its other variants stale (they stood for the old product fields), so those may parse too."""
+    rows = list(generate_rows(styles=styles, seed=seed))
+    changed = _mutate(rows, [(change, pick)])
+
+    async def runs(world: World) -> tuple[Any, ...]:
+        await world.run(rows, batch)
+        with counted_parses() as parses:
+            result = await outcome(world, changed, batch)
+        return result, parses[0]
+
+    async def scenario() -> None:
+        with every_row_parsed():
+            reference, _ = await runs(World.new())
+        result, parses = await runs(World.new())
+        assert result == reference
+        if change == "rename":  # a product-level change: its product's other rows may parse again
+            index = pick % len(rows)
+            pid = product_id_for(rows[index]["brand"], rows[index]["style_id"])
+            assert 1 <= parses <= sum(1 for row in rows if product_id_for(row["brand"], row["style_id"]) == pid)
+        else:
+            assert parses == 1
+
+    asyncio.run(scenario())
+
+
+@settings(max_examples=10, deadline=None)
+@given(styles=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_a_new_rules_version_parses_every_row_once_more_and_stamps_the_new_digests(styles: int, seed: int) -> None:
+    """Stored digests of older rules never match; the next run stores the new ones without a new version."""
+    rows = list(generate_rows(styles=styles, seed=seed))
+
+    async def scenario() -> None:
+        world = World.new()
+        await world.run(rows)
+        content, versions = await world.content(), await world.versions()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(feed_rows, "RAW_RULES_VERSION", feed_rows.RAW_RULES_VERSION + 1)
+            for expected_parses in (len(rows), 0):
+                with counted_parses() as parses:
+                    run = await world.run(rows)
+                assert parses[0] == expected_parses
+                assert run.counts.unchanged == len(rows) and run.validation_passed
+        assert await world.content() == content and await world.versions() == versions
 
     asyncio.run(scenario())
