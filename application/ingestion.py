@@ -176,7 +176,9 @@ class _Plan:
     states: dict[str, _ProductState]
     expected: dict[str, tuple[str, dict[str, str]]]
     invalid_lines: set[int]
-    readable: list[_Row] = field(default_factory=list)
+    #: Digests of the SKUs and GTINs of the batch's readable rows (valid or not).
+    seen_skus: set[int] = field(default_factory=set)
+    seen_gtins: set[int] = field(default_factory=set)
 
 
 class RunNotFound(NotFound):
@@ -317,32 +319,57 @@ class IngestFeed:
     async def _read(
         self, source: FeedSource, state: _Pass, caller: Caller, progress: Progress | None, store_errors: bool
     ) -> None:
-        batch: list[FeedRow] = []
-        for row in source.rows():
-            batch.append(row)
-            if len(batch) >= self.batch_size:
-                await self._batch(batch, state, caller, store_errors)
-                batch = []
-                if progress is not None:
-                    progress(state.counts)
-                await asyncio.sleep(0)  # let the server answer other requests between batches
-        if batch:
-            await self._batch(batch, state, caller, store_errors)
+        """Batch by batch; the next batch is read and its fingerprints asked for while this one is
+        planned and written, so the server's answer costs no waiting (``_Batch``)."""
+        pending: list[_Batch] = []  # the batch being handled, and the one read ahead
+        try:
+            for rows in _batches(source.rows(), self.batch_size):
+                pending.append(self._prepare(rows))
+                if len(pending) == 2:
+                    await self._finish(pending[0], pending[1], state, caller, progress, store_errors)
+                    pending.pop(0)
+                    await asyncio.sleep(0)  # let the server answer other requests between batches
+            if pending:
+                await self._finish(pending[0], None, state, caller, progress, store_errors)
+                pending.pop(0)
+            elif progress is not None:
+                progress(state.counts)
+        finally:
+            for batch in pending:
+                batch.forget()
+
+    def _prepare(self, rows: list[FeedRow]) -> _Batch:
+        batch = _Batch(rows, [raw_key(row) for row in rows])
+        batch.ask(self.catalog)
+        return batch
+
+    async def _finish(
+        self,
+        batch: _Batch,
+        following: _Batch | None,
+        state: _Pass,
+        caller: Caller,
+        progress: Progress | None,
+        store_errors: bool,
+    ) -> None:
+        written = await self._batch(batch, state, caller, store_errors)
+        if following is not None:
+            following.stale |= written & following.wanted  # asked before this batch wrote them
         if progress is not None:
             progress(state.counts)
 
-    async def _batch(self, rows: list[FeedRow], state: _Pass, caller: Caller, store_errors: bool) -> None:
-        for row in rows:
+    async def _batch(self, batch: _Batch, state: _Pass, caller: Caller, store_errors: bool) -> set[str]:
+        """Plans and writes one batch; the ids of the products it wrote."""
+        for row in batch.rows:
             for name in unknown_fields(row.fields) if row.fields is not None else ():
                 if name in state.unknown or len(state.unknown) < MAX_UNKNOWN_FIELDS:
                     state.unknown[name] = state.unknown.get(name, 0) + 1
-        batch = _Batch(rows, [raw_key(row) for row in rows])
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 # A writing pass first trusts the unique indexes to refuse a SKU or GTIN held
                 # elsewhere (no lookups: they are most of a new feed's reads); on a refusal it plans
                 # again with the lookups, and the rows at fault become row errors.
-                plan = await self._plan(batch, state, caller, optimistic=state.write and attempt == 0)
+                plan = await self._plan(batch, state, caller, attempt)
                 if not (state.write and plan.writes):
                     break
                 await self.catalog.write_batch(plan.writes)
@@ -357,17 +384,20 @@ class IngestFeed:
             await self._read_back(plan, state)
         for pid, product_state in plan.states.items():
             state.products.put(_digest(pid), product_state.packed())
-        for seen in plan.readable:  # every readable row counts as seen, valid or not (FEED.md duplicate_sku)
-            state.seen_skus.add(_digest(seen.sku))
-            if seen.gtin:
-                state.seen_gtins.add(_digest(seen.gtin))
+        for sku_key in plan.seen_skus:  # every readable row counts as seen, valid or not (FEED.md duplicate_sku)
+            state.seen_skus.add(sku_key)
+        for gtin_key in plan.seen_gtins:
+            state.seen_gtins.add(gtin_key)
         state.counts = state.counts.plus(plan.counts)
         if store_errors and plan.errors:
             await self.runs.add_errors(state.run_id, state.errors_stored, plan.errors)
             state.errors_stored += len(plan.errors)
             state.invalid_rows_stored += len({error.line for error in plan.errors})
+        return {write.product_id for write in plan.writes} if state.write else set()
 
-    async def _plan(self, batch: _Batch, state: _Pass, caller: Caller, optimistic: bool) -> _Plan:
+    async def _plan(self, batch: _Batch, state: _Pass, caller: Caller, attempt: int) -> _Plan:
+        # A writing pass first trusts the unique indexes to refuse a SKU or GTIN held elsewhere.
+        optimistic = state.write and attempt == 0
         errors: list[RowError] = []
         invalid_lines: set[int] = set()
 
@@ -379,8 +409,8 @@ class IngestFeed:
         # digest is the one stored with its SKU is the record that produced the stored variant and
         # product fields, so it is valid and unchanged without being parsed (ADR 0011). The others
         # are parsed (once per batch, whatever the attempts).
-        wanted = {key.product_id for key in batch.keys if key is not None}
-        fingerprints = await self.catalog.fingerprints(wanted)
+        wanted = batch.wanted
+        fingerprints = await batch.fingerprints(self.catalog, fresh=attempt > 0)
         parsed: list[_Row] = []
         for index, (record, key) in enumerate(zip(batch.rows, batch.keys, strict=True)):
             fp = fingerprints.get(key.product_id) if key is not None else None
@@ -412,9 +442,9 @@ class IngestFeed:
                         row.line, row.sku, "gtin", ErrorCode.DUPLICATE_GTIN, f"GTIN {gtin} appears earlier in the feed"
                     )
                 batch_gtins.add(gtin_key)
-            row_fields = row.fields_digest
+            fields_key = _digest(row.fields_digest)
             # Idempotent: a batch planned again sets the same first rows.
-            if _digest(row_fields) != state.styles.setdefault(_digest(row.product_id), _digest(row_fields)):
+            if fields_key != state.styles.setdefault(_digest(row.product_id), fields_key):
                 fail(
                     row.line,
                     row.sku,
@@ -455,7 +485,7 @@ class IngestFeed:
         for row in valid:
             groups.setdefault(row.product_id, []).append(row)
         plan = await self._diff(groups, fingerprints, state, caller, errors, invalid_lines, len(batch.rows))
-        plan.readable = parsed
+        plan.seen_skus, plan.seen_gtins = batch_skus, batch_gtins
         return plan
 
     async def _diff(
@@ -651,20 +681,72 @@ class IngestFeed:
 
 
 class _Batch:
-    """The rows of one batch, their raw keys, and each row parsed at most once (plans may repeat)."""
+    """The rows of one batch, their raw keys, and each row parsed at most once (plans may repeat).
 
-    __slots__ = ("keys", "outcomes", "rows")
+    Its fingerprints are asked for as soon as it is read (``ask``), while the batch before it is
+    planned and written; the products that batch then wrote are ``stale`` and asked for again.
+    Writes by others between the question and the plan are like writes between the plan and the
+    write: the version conditions catch those that matter.
+    """
+
+    __slots__ = ("asked", "keys", "outcomes", "rows", "stale", "wanted")
 
     def __init__(self, rows: list[FeedRow], keys: list[RawKey | None]) -> None:
         self.rows = rows
         self.keys = keys
+        self.wanted = {key.product_id for key in keys if key is not None}
         self.outcomes: dict[int, RowOutcome] = {}
+        self.asked: asyncio.Future[dict[str, Fingerprint]] | None = None
+        self.stale: set[str] = set()
+
+    def ask(self, catalog: BulkCatalog) -> None:
+        self.asked = asyncio.ensure_future(catalog.fingerprints(self.wanted))
+
+    async def fingerprints(self, catalog: BulkCatalog, fresh: bool) -> dict[str, Fingerprint]:
+        asked, self.asked = self.asked, None
+        if fresh or asked is None:
+            _forget(asked)
+            return await catalog.fingerprints(self.wanted)
+        found = dict(await asked)
+        if self.stale:
+            for pid in self.stale:
+                found.pop(pid, None)
+            found.update(await catalog.fingerprints(self.stale))
+        return found
+
+    def forget(self) -> None:
+        asked, self.asked = self.asked, None
+        _forget(asked)
 
     def parse(self, index: int, sanitizer: HtmlSanitizer) -> RowOutcome:
         outcome = self.outcomes.get(index)
         if outcome is None:
             outcome = self.outcomes[index] = parse_feed_row(self.rows[index], sanitizer)
         return outcome
+
+
+def _batches(rows: Iterator[FeedRow], size: int) -> Iterator[list[FeedRow]]:
+    batch: list[FeedRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _forget(asked: asyncio.Future[dict[str, Fingerprint]] | None) -> None:
+    """Cancels an unused question; its outcome, whatever it is, is collected when it comes (not
+    awaited here: a cancellation of the run itself must not be swallowed)."""
+    if asked is not None:
+        asked.cancel()
+        asked.add_done_callback(_collect)
+
+
+def _collect(asked: asyncio.Future[dict[str, Fingerprint]]) -> None:
+    if not asked.cancelled():
+        asked.exception()
 
 
 def _require_planned(pid: str, before: Product | None, fp: Fingerprint | None, group: list[_Row]) -> None:
