@@ -52,6 +52,8 @@ DEFAULT_BATCH_SIZE = 500
 MAX_UNKNOWN_FIELDS = 50
 #: How often a batch is planned again when a concurrent writer got to one of its products first.
 WRITE_ATTEMPTS = 5
+#: Rows parsed ahead between two turns of the loop: short, as a writing batch waits for its turn.
+PARSE_AHEAD_STEP = 4
 
 
 class FeedSource(Protocol):
@@ -352,7 +354,13 @@ class IngestFeed:
         progress: Progress | None,
         store_errors: bool,
     ) -> None:
-        written = await self._batch(batch, state, caller, store_errors)
+        ahead = asyncio.ensure_future(following.parse_ahead(self.sanitizer)) if following is not None else None
+        try:
+            written = await self._batch(batch, state, caller, store_errors)
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # what it parsed stays parsed; the rest is parsed when planned
+                ahead.add_done_callback(_collect)
         if following is not None:
             following.stale |= written & following.wanted  # asked before this batch wrote them
         if progress is not None:
@@ -575,7 +583,10 @@ class IngestFeed:
         state: _Pass,
         caller: Caller,
     ) -> list[ProductWrite]:
-        stored = await self.catalog.get_many(set(groups) | set(stamps))
+        # A product without a fingerprint was not stored when planned: nothing to read (if another
+        # writer creates it meanwhile, the create is refused and the batch planned again).
+        known = {pid for pid in set(groups) | set(stamps) if fingerprints.get(pid) is not None}
+        stored = await self.catalog.get_many(known) if known else {}
         now = self.clock.now()
         source = ingestion_source(state.run_id)
         writes: list[ProductWrite] = []
@@ -724,6 +735,21 @@ class _Batch:
             outcome = self.outcomes[index] = parse_feed_row(self.rows[index], sanitizer)
         return outcome
 
+    async def parse_ahead(self, sanitizer: HtmlSanitizer) -> None:
+        """Parses, while the batch before is written, the rows its plan will parse (those whose raw
+        digest is not the stored one), a few at a time: the loop runs this only while the writing
+        batch waits for the server, so the parsing leaves the run's critical path. A hint only:
+        ``parse`` gives the same outcome whether it ran here or not."""
+        if self.asked is None:
+            return
+        fingerprints = await asyncio.shield(self.asked)  # the plan awaits the same answer
+        for index, key in enumerate(self.keys):
+            fp = fingerprints.get(key.product_id) if key is not None else None
+            if key is None or fp is None or fp.raw_hashes.get(key.sku) != key.digest:
+                self.parse(index, sanitizer)
+                if index % PARSE_AHEAD_STEP == PARSE_AHEAD_STEP - 1:
+                    await asyncio.sleep(0)
+
 
 def _batches(rows: Iterator[FeedRow], size: int) -> Iterator[list[FeedRow]]:
     batch: list[FeedRow] = []
@@ -744,7 +770,7 @@ def _forget(asked: asyncio.Future[dict[str, Fingerprint]] | None) -> None:
         asked.add_done_callback(_collect)
 
 
-def _collect(asked: asyncio.Future[dict[str, Fingerprint]]) -> None:
+def _collect(asked: asyncio.Future[Any]) -> None:
     if not asked.cancelled():
         asked.exception()
 

@@ -428,3 +428,56 @@ def test_a_new_rules_version_parses_every_row_once_more_and_stamps_the_new_diges
         assert await world.content() == content and await world.versions() == versions
 
     asyncio.run(scenario())
+
+
+class SlowWrites(MemoryCatalog):
+    """Writes wait for the loop's next turns, as a real server's do: the parse-ahead gets to run."""
+
+    async def write_batch(self, writes: Any) -> None:
+        for _ in range(40):
+            await asyncio.sleep(0)
+        await super().write_batch(writes)
+
+
+@LAWS
+@given(feed=FEEDS, prior=FEEDS, batch=st.integers(1, 40))
+def test_parsing_ahead_changes_no_outcome_and_parses_no_row_twice(
+    feed: list[Any], prior: list[Any], batch: int
+) -> None:
+    """The next batch's rows are parsed while this batch is written: a hint, never a difference."""
+
+    async def scenario(ahead: bool) -> tuple[Any, ...]:
+        world = World(SlowWrites(), MemoryIngestionRuns(), FixedClock())
+        await world.run(prior, batch)
+        with contextlib.ExitStack() as stack:
+            if not ahead:
+                patch = stack.enter_context(pytest.MonkeyPatch.context())
+                patch.setattr(ingestion._Batch, "parse_ahead", _no_parse_ahead)
+            parses = stack.enter_context(counted_parses())
+            result = await outcome(world, feed, batch)
+        return result, parses[0]
+
+    with_ahead, parsed_with = asyncio.run(scenario(ahead=True))
+    without, parsed_without = asyncio.run(scenario(ahead=False))
+    assert with_ahead == without
+    # Parsing ahead may parse a row its plan then finds unchanged (the batch before wrote its
+    # product), never a row twice.
+    assert parsed_without <= parsed_with <= len(feed)
+
+
+async def _no_parse_ahead(self: Any, sanitizer: Any) -> None:
+    return None
+
+
+def test_a_cold_run_with_slow_writes_parses_every_row_exactly_once() -> None:
+    rows = list(generate_rows(styles=30, seed=5))
+
+    async def scenario() -> tuple[IngestionRun, int]:
+        world = World(SlowWrites(), MemoryIngestionRuns(), FixedClock())
+        with counted_parses() as parses:
+            run = await world.run(rows, batch_size=20)
+        return run, parses[0]
+
+    run, parses = asyncio.run(scenario())
+    assert run.status is RunStatus.SUCCEEDED and run.counts.created == len(rows)
+    assert parses == len(rows)
