@@ -37,6 +37,9 @@ from domain.search import Page
 logger = logging.getLogger(__name__)
 
 LINGER = 0.05
+#: Records per insert: a backlog (a burst, a log that was down) goes in bounded inserts, each well
+#: inside the client's operation timeout, never as one insert that times out and is retried whole.
+SHIP_LINES = 500
 SWEEP_SECONDS = 60.0
 RETRY_MIN, RETRY_MAX = 0.1, 5.0
 STOP_WAIT = 5.0
@@ -82,9 +85,7 @@ def decode_records(data: bytes, source: str) -> list[AuditRecord]:
                 )
             )
         except (ValueError, KeyError, TypeError) as error:
-            logger.error(
-                "audit_journal_line_unreadable", extra={"segment": source, "line": number, "error": str(error)}
-            )
+            logger.error("audit_journal.line_unreadable segment=%s line=%d: %s", source, number, error)
     return records
 
 
@@ -156,8 +157,11 @@ class JournaledAuditLog(AuditLog):
         except Exception as error:
             os.fdatasync(self._fd)
             logger.warning(
-                "audit_journal_left_for_recovery",
-                extra={"segment": str(self.segment), "bytes": self.pending_bytes, "error": type(error).__name__},
+                "audit_journal.left_for_recovery segment=%s bytes=%d: %s: %s",
+                self.segment,
+                self.pending_bytes,
+                type(error).__name__,
+                error,
             )
             os.close(self._fd)
             self._fd = -1
@@ -182,21 +186,26 @@ class JournaledAuditLog(AuditLog):
                 except BlockingIOError:
                     continue  # its process is alive
                 records = decode_records(_read_all(fd), path.name)
-                await self.durable.append_many(records)
+                for start in range(0, len(records), SHIP_LINES):
+                    await self.durable.append_many(records[start : start + SHIP_LINES])
                 path.unlink(missing_ok=True)
                 shipped += len(records)
-                logger.warning("audit_journal_recovered", extra={"segment": path.name, "records": len(records)})
+                logger.warning("audit_journal.recovered segment=%s records=%d", path.name, len(records))
             finally:
                 os.close(fd)
         return shipped
 
     async def _ship_own(self) -> None:
+        """Ships the pending lines ``SHIP_LINES`` at a time, each group marked shipped once stored."""
         end = self._written
         if end == self._shipped:
             return
         data = os.pread(self._fd, end - self._shipped, self._shipped)
-        await self.durable.append_many(decode_records(data, self.segment.name))
-        self._shipped = end
+        lines = data.splitlines(keepends=True)
+        for start in range(0, len(lines), SHIP_LINES):
+            group = lines[start : start + SHIP_LINES]
+            await self.durable.append_many(decode_records(b"".join(group), self.segment.name))
+            self._shipped += sum(map(len, group))
         if self._shipped == self._written:  # no await since the check: nothing can be appended in between
             os.ftruncate(self._fd, 0)
             self._written = self._shipped = 0
@@ -223,8 +232,11 @@ class JournaledAuditLog(AuditLog):
             except Exception as error:
                 await asyncio.to_thread(os.fdatasync, self._fd)
                 logger.warning(
-                    "audit_journal_ship_failed",
-                    extra={"bytes": self.pending_bytes, "error": type(error).__name__, "retry_in": delay},
+                    "audit_journal.ship_failed bytes=%d retry_in=%.1fs: %s: %s",
+                    self.pending_bytes,
+                    delay,
+                    type(error).__name__,
+                    error,
                 )
                 self._wake.set()
                 await asyncio.sleep(delay)

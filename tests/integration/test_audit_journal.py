@@ -13,7 +13,7 @@ import signal
 import stat
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,12 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
+from adapters.files import audit_journal
 from adapters.files.audit_journal import JournaledAuditLog, decode_records, encode_record
+from adapters.memory.audit_log import MemoryAuditLog
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.product_repository import MongoCatalog
-from domain.audit import AuditQuery
+from domain.audit import AuditQuery, AuditRecord
 from tests.contract.test_audit_log import record
 from tests.integration.test_bulk_faults import fail_point
 
@@ -183,3 +185,39 @@ async def test_another_process_sees_a_decision_within_the_linger(database: Any, 
     finally:
         await writer.close()
     assert not writer.segment.exists()
+
+
+class CountingLog(MemoryAuditLog):
+    """The durable log, recording the size of each insert; ``fail_after`` inserts then refuses one."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+        self.fail_after = fail_after
+
+    async def append_many(self, records: Sequence[AuditRecord]) -> None:
+        if self.fail_after is not None and len(self.sizes) == self.fail_after:
+            self.fail_after = None
+            raise ConnectionError("the log went away")
+        self.sizes.append(len(records))
+        await super().append_many(records)
+
+
+async def test_a_backlog_is_shipped_in_bounded_inserts_and_a_failure_keeps_only_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_journal, "SHIP_LINES", 4)
+    durable = CountingLog(fail_after=2)
+    journal = JournaledAuditLog(durable, tmp_path / "journal", linger=3600)
+    await journal.start()
+    try:
+        await journal.append_many([record(i) for i in range(10)])
+        with pytest.raises(ConnectionError):
+            await journal.flush()  # two inserts of 4 went in, the third failed
+        assert durable.sizes == [4, 4] and journal.pending_bytes == len(encode_record(record(8))) * 2
+        await journal.flush()
+        assert durable.sizes == [4, 4, 2]
+        page = await durable.query(AuditQuery(limit=50))
+        assert sorted(r.record_id for r in page.items) == [f"r{i:04d}" for i in range(10)]
+    finally:
+        await journal.close()
