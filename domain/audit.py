@@ -75,6 +75,39 @@ class RevocationList(abc.ABC):
     async def is_revoked(self, token_id: str) -> bool: ...
 
 
+def audit_fields(record: AuditRecord) -> dict[str, Any]:
+    """The record as plain values, in the order the API lists them: what every stored and shown
+    form (the journal line, the MongoDB document, the API item) starts from."""
+    return {
+        "record_id": record.record_id,
+        "at": record.at,
+        "actor": record.actor,
+        "roles": list(record.roles),
+        "action": record.action,
+        "resource": record.resource,
+        "decision": record.decision.value,
+        "reason": record.reason,
+        "correlation_id": record.correlation_id,
+        "client_ip": record.client_ip,
+    }
+
+
+def audit_record_of(fields: Mapping[str, Any]) -> AuditRecord:
+    """The inverse of ``audit_fields``; a missing field is a ``KeyError``, a bad decision a ``ValueError``."""
+    return AuditRecord(
+        record_id=fields["record_id"],
+        at=fields["at"],
+        actor=fields["actor"],
+        roles=tuple(fields["roles"]),
+        action=fields["action"],
+        resource=fields["resource"],
+        decision=AuditDecision(fields["decision"]),
+        reason=fields["reason"],
+        correlation_id=fields["correlation_id"],
+        client_ip=fields["client_ip"],
+    )
+
+
 def audit_matches(record: AuditRecord, query: AuditQuery) -> bool:
     return (
         (query.actor is None or record.actor == query.actor)

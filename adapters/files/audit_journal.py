@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from domain.audit import AuditDecision, AuditLog, AuditQuery, AuditRecord
+from domain.audit import AuditLog, AuditQuery, AuditRecord, audit_fields, audit_record_of
 from domain.search import Page
 
 logger = logging.getLogger(__name__)
@@ -47,18 +47,8 @@ SUFFIX = ".jsonl"
 
 
 def encode_record(record: AuditRecord) -> bytes:
-    line = {
-        "id": record.record_id,
-        "at": record.at.isoformat(),
-        "actor": record.actor,
-        "roles": list(record.roles),
-        "action": record.action,
-        "resource": record.resource,
-        "decision": record.decision.value,
-        "reason": record.reason,
-        "correlation_id": record.correlation_id,
-        "client_ip": record.client_ip,
-    }
+    line = audit_fields(record)
+    line["at"] = record.at.isoformat()
     return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
@@ -70,20 +60,7 @@ def decode_records(data: bytes, source: str) -> list[AuditRecord]:
             if not raw.endswith(b"\n"):
                 raise ValueError("the line is incomplete")
             line: dict[str, Any] = json.loads(raw)
-            records.append(
-                AuditRecord(
-                    record_id=line["id"],
-                    at=datetime.fromisoformat(line["at"]),
-                    actor=line["actor"],
-                    roles=tuple(line["roles"]),
-                    action=line["action"],
-                    resource=line["resource"],
-                    decision=AuditDecision(line["decision"]),
-                    reason=line["reason"],
-                    correlation_id=line["correlation_id"],
-                    client_ip=line["client_ip"],
-                )
-            )
+            records.append(audit_record_of({**line, "at": datetime.fromisoformat(line["at"])}))
         except (ValueError, KeyError, TypeError) as error:
             logger.error("audit_journal.line_unreadable segment=%s line=%d: %s", source, number, error)
     return records

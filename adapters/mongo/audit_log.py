@@ -10,7 +10,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from adapters.mongo.documents import AuditDocument, AuditRecordFields
-from domain.audit import AuditDecision, AuditLog, AuditQuery, AuditRecord, decode_audit_cursor, encode_audit_cursor
+from domain.audit import (
+    AuditLog,
+    AuditQuery,
+    AuditRecord,
+    audit_fields,
+    audit_record_of,
+    decode_audit_cursor,
+    encode_audit_cursor,
+)
 from domain.search import Page
 
 #: Later than any record: the bound that keeps a first, unfiltered page on the time index.
@@ -19,37 +27,14 @@ DUPLICATE_KEY = 11000
 
 
 def _to_bson(record: AuditRecord) -> dict[str, Any]:
-    fields = AuditRecordFields.model_validate(
-        {
-            "_id": record.record_id,
-            "at": record.at,
-            "actor": record.actor,
-            "roles": list(record.roles),
-            "action": record.action,
-            "resource": record.resource,
-            "decision": record.decision.value,
-            "reason": record.reason,
-            "correlation_id": record.correlation_id,
-            "client_ip": record.client_ip,
-        }
-    )
-    return fields.model_dump(by_alias=True)
+    fields = audit_fields(record)
+    fields["_id"] = fields.pop("record_id")
+    return AuditRecordFields.model_validate(fields).model_dump(by_alias=True)
 
 
 def _to_domain(raw: dict[str, Any]) -> AuditRecord:
     doc = AuditRecordFields.model_validate(raw)
-    return AuditRecord(
-        record_id=doc.id,
-        at=doc.at,
-        actor=doc.actor,
-        roles=tuple(doc.roles),
-        action=doc.action,
-        resource=doc.resource,
-        decision=AuditDecision(doc.decision),
-        reason=doc.reason,
-        correlation_id=doc.correlation_id,
-        client_ip=doc.client_ip,
-    )
+    return audit_record_of({**doc.model_dump(), "record_id": doc.id})
 
 
 class MongoAuditLog(AuditLog):

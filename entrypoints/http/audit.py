@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from application.authorization import Caller
-from domain.audit import AuditRecord
+from domain.audit import AuditRecord, audit_fields
 from domain.snapshot import timestamp
 from entrypoints.container import UseCases
 from entrypoints.http import schemas
@@ -20,17 +20,10 @@ keys_router = APIRouter(tags=["auth"])
 
 
 def audit_to_dict(record: AuditRecord) -> dict[str, Any]:
-    return {
-        "at": timestamp(record.at),
-        "actor": record.actor,
-        "roles": list(record.roles),
-        "action": record.action,
-        "resource": record.resource,
-        "decision": record.decision.value,
-        "reason": record.reason,
-        "correlation_id": record.correlation_id,
-        "client_ip": record.client_ip,
-    }
+    item = audit_fields(record)
+    del item["record_id"]  # internal: the cursor carries what paging needs
+    item["at"] = timestamp(record.at)
+    return item
 
 
 @router.get("/audit", responses=schemas.problem_responses(401, 403, 422))

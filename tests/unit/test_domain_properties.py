@@ -34,6 +34,7 @@ from adapters.mongo.mapping import (
     to_document,
     to_domain,
 )
+from domain.audit import AuditDecision, AuditRecord, audit_fields, audit_record_of
 from domain.enums import (
     Category,
     FaceShape,
@@ -51,6 +52,7 @@ from domain.measurements import FrameMeasurements, size_class_for
 from domain.money import Money
 from domain.parsing import parse_product_payload
 from domain.product import Product, ProductDraft, Variant
+from domain.rbac import Role
 from domain.sanitising import DESCRIPTION_POLICY
 from domain.search import Cursor, SearchFilters, SortOrder, cursor_after, parse_filters
 from domain.snapshot import product_to_dict
@@ -991,3 +993,26 @@ def test_regression_search_keys_are_not_always_case_folded() -> None:
 def test_regression_sanitising_is_not_idempotent(html: str) -> None:
     once = SANITIZER.sanitize(html)
     assert SANITIZER.sanitize(once) == once
+
+
+AUDIT_RECORDS = st.builds(
+    AuditRecord,
+    record_id=st.text(min_size=1, max_size=32),
+    at=st.datetimes(timezones=st.just(UTC)),
+    actor=st.text(max_size=40),
+    roles=st.lists(st.sampled_from([role.value for role in Role]), unique=True).map(tuple),
+    action=st.text(max_size=40),
+    resource=st.text(max_size=60),
+    decision=st.sampled_from(AuditDecision),
+    reason=st.text(max_size=80),
+    correlation_id=st.text(max_size=40),
+    client_ip=st.none() | st.ip_addresses().map(str),
+)
+
+
+@given(AUDIT_RECORDS)
+def test_an_audit_record_round_trips_through_its_plain_fields(record: AuditRecord) -> None:
+    """The journal line, the MongoDB document and the API item all start from these fields."""
+    fields = audit_fields(record)
+    assert audit_record_of(fields) == record
+    assert audit_record_of(json.loads(json.dumps({**fields, "at": None})) | {"at": record.at}) == record
