@@ -16,7 +16,7 @@ from entrypoints.settings import Settings
 
 
 @pytest.mark.parametrize("with_redis", [False, True])
-async def test_revocations_and_strikes_follow_the_configuration(
+async def test_revocations_strikes_and_the_mirror_follow_the_configuration(
     mongo_url: str, redis_url: str, tmp_path: Path, with_redis: bool
 ) -> None:
     settings = Settings(
@@ -30,8 +30,13 @@ async def test_revocations_and_strikes_follow_the_configuration(
     try:
         revocations = await resolve(container.revocations)
         abuse = await resolve(container.abuse)
+        mirror = await resolve(container.revocation_mirror)
         expected = (RedisRevocationList, RedisAbuseTracker) if with_redis else (MongoRevocationList, MemoryAbuseTracker)
         assert (type(revocations), type(abuse)) == expected
+        if with_redis:  # every process reads Redis: no mirror
+            assert mirror is None
+        else:  # MongoDB's list, answered from this process's mirror while its stream is open
+            assert revocations.mirror is mirror and mirror.live
         issued = (await resolve(container.token_issuer)).issue("w", ["viewer"], ttl_seconds=60)
         verifier = await resolve(container.token_verifier)
         principal = await verifier.verify(issued.token)
@@ -41,3 +46,4 @@ async def test_revocations_and_strikes_follow_the_configuration(
         await database.client.drop_database(database.name)
     finally:
         await container.shutdown_resources()
+    assert with_redis or not mirror.live  # stopped with the container

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +16,6 @@ from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.product_repository import MongoCatalog
 from adapters.mongo.revocation_mirror import RevocationMirror
 from adapters.mongo.revocations import MongoRevocationList
-from adapters.redis.revocations import RedisRevocationList
-from entrypoints.container import Container, resolve
-from entrypoints.settings import Settings
 
 
 class Switchable:
@@ -177,29 +172,3 @@ async def test_a_deletion_unrevokes_and_a_drop_forgets_everything(mongo_catalog:
     assert await mirror.is_revoked("c")
     await mirror.apply({"operationType": "drop"})
     assert not await mirror.is_revoked("b") and not await mirror.is_revoked("c")
-
-
-@pytest.mark.parametrize("with_redis", [False, True])
-async def test_the_container_mirrors_only_without_redis(
-    mongo_url: str, redis_url: str, tmp_path: Path, with_redis: bool
-) -> None:
-    settings = Settings(
-        mongodb_url=mongo_url,
-        mongodb_db=f"mirror_wiring_{uuid.uuid4().hex[:8]}",
-        redis_url=redis_url if with_redis else None,
-        data_dir=tmp_path,
-    )
-    container = Container(settings=settings)
-    await container.init_resources()
-    try:
-        revocations = await resolve(container.revocations)
-        mirror = await resolve(container.revocation_mirror)
-        if with_redis:
-            assert isinstance(revocations, RedisRevocationList) and mirror is None
-        else:
-            assert isinstance(revocations, MongoRevocationList) and revocations.mirror is mirror and mirror.live
-        database = await resolve(container.database)
-        await database.client.drop_database(database.name)
-    finally:
-        await container.shutdown_resources()
-    assert with_redis or not mirror.live
