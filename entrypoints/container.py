@@ -8,6 +8,7 @@ the memory twin, the URL with a test server) instead of patching modules.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,35 +118,44 @@ async def cache_store(settings: Settings, metrics: CacheMetrics) -> AsyncIterato
         await store.close()
 
 
+@asynccontextmanager
+async def stream_database(
+    settings: Settings, database_provider: Any, url_provider: Any, options: MongoOptions
+) -> AsyncIterator[Any]:
+    """The database on a client of its own, for a change stream: the stream long-polls and holds
+    its connection all the time, which in the app's pool would take a slot from requests and
+    never let the ``in_use`` gauge reach 0. It opens once the database answered, and takes
+    providers, not values: a Resource injected into a Resource trips dependency-injector when the
+    first one fails (an unreachable database), and that failure must stay the one clear line a
+    command prints."""
+    await resolve(database_provider)
+    client: Any = create_client(await resolve(url_provider), options)
+    try:
+        yield client[settings.mongodb_db]
+    finally:
+        await client.close()
+
+
 async def cache_invalidation(
     settings: Settings, database_provider: Any, url_provider: Any, options: MongoOptions, store: CacheStore
 ) -> AsyncIterator[ChangeFeedInvalidator | None]:
-    """A memory cache follows other processes' writes through the change stream; Redis needs not.
-
-    The stream long-polls on a client of its own: it holds its connection all the time, which in
-    the app's pool would take a slot from requests and never let the ``in_use`` gauge reach 0.
-    It starts once the database answered, and takes providers, not values: a Resource injected
-    into a Resource trips dependency-injector when the first one fails (an unreachable database),
-    and that failure must stay the one clear line a command prints.
-    """
+    """A memory cache follows other processes' writes through the change stream; Redis needs not."""
     if settings.redis_url:
         yield None
         return
-    await resolve(database_provider)
-    client: Any = create_client(await resolve(url_provider), options)
-    watcher = ChangeFeedInvalidator(client[settings.mongodb_db][ProductDocument.Settings.name], store)
-    await watcher.start()
-    try:
-        yield watcher
-    finally:
-        await watcher.stop()
-        await client.close()
+    async with stream_database(settings, database_provider, url_provider, options) as database:
+        watcher = ChangeFeedInvalidator(database[ProductDocument.Settings.name], store)
+        await watcher.start()
+        try:
+            yield watcher
+        finally:
+            await watcher.stop()
 
 
 async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator[AuditLog]:
     """Decisions go to this process's journal in the data dir, then to MongoDB in batches (ADR 0009).
 
-    Takes the database's provider, not its value, for the reason ``cache_invalidation`` gives.
+    Takes the database's provider, not its value, for the reason ``stream_database`` gives.
     """
     journal = JournaledAuditLog(MongoAuditLog(await resolve(database_provider)), settings.data_dir / "audit-journal")
     await journal.start()
@@ -158,23 +168,17 @@ async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator
 async def revocation_mirror(
     settings: Settings, database_provider: Any, url_provider: Any, options: MongoOptions
 ) -> AsyncIterator[RevocationMirror | None]:
-    """Without Redis, this process's copy of the revocations, kept by their change stream (ADR 0010).
-
-    Started like ``cache_invalidation``, for the same reasons: a client of its own (the stream
-    long-polls), once the database answered, from providers rather than values.
-    """
+    """Without Redis, this process's copy of the revocations, kept by their change stream (ADR 0010)."""
     if settings.redis_url:
         yield None
         return
-    await resolve(database_provider)
-    client: Any = create_client(await resolve(url_provider), options)
-    mirror = RevocationMirror.on(client[settings.mongodb_db])
-    await mirror.start()
-    try:
-        yield mirror
-    finally:
-        await mirror.stop()
-        await client.close()
+    async with stream_database(settings, database_provider, url_provider, options) as database:
+        mirror = RevocationMirror.on(database)
+        await mirror.start()
+        try:
+            yield mirror
+        finally:
+            await mirror.stop()
 
 
 def revocation_list(database: AsyncDatabase[Any], redis: Any, mirror: RevocationMirror | None) -> RevocationList:
