@@ -72,7 +72,14 @@ class RevocationList(abc.ABC):
     async def revoke(self, token_id: str, expires_at: datetime) -> None: ...
 
     @abc.abstractmethod
-    async def is_revoked(self, token_id: str) -> bool: ...
+    async def revoked_until(self, token_id: str) -> datetime | None:
+        """When the revocation of ``token_id`` ends (it is revoked until then), or None if it is not.
+
+        The expiry, not only a yes or no, so that one store can copy a revocation into another
+        (Redis healed from MongoDB after it lost its data)."""
+
+    async def is_revoked(self, token_id: str) -> bool:
+        return await self.revoked_until(token_id) is not None
 
 
 def audit_fields(record: AuditRecord) -> dict[str, Any]:

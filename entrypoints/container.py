@@ -167,11 +167,9 @@ async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator
 
 async def revocation_mirror(
     settings: Settings, database_provider: Any, url_provider: Any, options: MongoOptions
-) -> AsyncIterator[RevocationMirror | None]:
-    """Without Redis, this process's copy of the revocations, kept by their change stream (ADR 0010)."""
-    if settings.redis_url:
-        yield None
-        return
+) -> AsyncIterator[RevocationMirror]:
+    """This process's copy of the revocations, kept by their change stream (ADR 0010). With Redis
+    too: it answers a Redis miss without a MongoDB round trip (Redis may have lost its data)."""
     async with stream_database(settings, database_provider, url_provider, options) as database:
         mirror = RevocationMirror.on(database)
         await mirror.start()
@@ -181,12 +179,14 @@ async def revocation_mirror(
             await mirror.stop()
 
 
-def revocation_list(database: AsyncDatabase[Any], redis: Any, mirror: RevocationMirror | None) -> RevocationList:
-    """Redis when configured (every process reads it: strict), else MongoDB, answered from this
-    process's mirror while its change stream is open: revocations must be seen by every process."""
+def revocation_list(database: AsyncDatabase[Any], redis: Any, mirror: RevocationMirror) -> RevocationList:
+    """MongoDB holds every revocation, answered from this process's mirror while its change stream
+    is open. Redis, when configured, is read first (every process sees a revocation there at once:
+    strict), and a Redis miss still asks the mirror, so a Redis that lost its data forgets nothing."""
+    durable = MongoRevocationList(database, mirror=mirror)
     if redis is not None:
-        return RedisRevocationList(redis, fallback=MongoRevocationList(database))
-    return MongoRevocationList(database, mirror=mirror)
+        return RedisRevocationList(redis, fallback=durable)
+    return durable
 
 
 def abuse_tracker(redis: Any) -> AbuseTracker:

@@ -32,11 +32,11 @@ class MemoryRevocationList(RevocationList):
             self._expiries[token_id] = expires_at
             heapq.heappush(self._queue, (expires_at, token_id))
 
-    async def is_revoked(self, token_id: str) -> bool:
+    async def revoked_until(self, token_id: str) -> datetime | None:
         now = self._clock()
         self._forget_expired(now)
         expires_at = self._expiries.get(token_id)
-        return expires_at is not None and now < expires_at
+        return expires_at if expires_at is not None and now < expires_at else None
 
     def forget(self, token_id: str) -> None:
         """Drops one id at once (its heap entry leaves later, harmlessly)."""

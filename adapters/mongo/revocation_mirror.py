@@ -59,8 +59,11 @@ class RevocationMirror:
         """A revocation this process has just written to MongoDB: refused from the next request on."""
         await self.entries.revoke(token_id, expires_at)
 
-    async def is_revoked(self, token_id: str) -> bool:
+    async def revoked_until(self, token_id: str) -> datetime | None:
         """Memory only; meaningful while ``live``."""
+        return await self.entries.revoked_until(token_id)
+
+    async def is_revoked(self, token_id: str) -> bool:
         return await self.entries.is_revoked(token_id)
 
     def closed(self) -> None:

@@ -39,9 +39,12 @@ class MongoRevocationList(RevocationList):
         if self.mirror is not None:
             await self.mirror.remember(token_id, expires_at)
 
-    async def is_revoked(self, token_id: str) -> bool:
+    async def revoked_until(self, token_id: str) -> datetime | None:
         """The TTL monitor runs about once a minute; the clock decides in between."""
         if self.mirror is not None and self.mirror.live:
-            return await self.mirror.is_revoked(token_id)
+            return await self.mirror.revoked_until(token_id)
         stored = await self.collection.find_one({"_id": token_id})
-        return stored is not None and self.clock() < stored["expires_at"]
+        if stored is None:
+            return None
+        expires_at: datetime = stored["expires_at"]  # aware: the client is tz_aware
+        return expires_at if self.clock() < expires_at else None

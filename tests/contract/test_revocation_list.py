@@ -24,7 +24,7 @@ from adapters.redis.client import create_redis
 from adapters.redis.revocations import RedisRevocationList
 from domain.audit import RevocationList
 
-ADAPTERS = ["memory", "mongo", "mirrored", "redis"]
+ADAPTERS = ["memory", "mongo", "mirrored", "redis", "redis_over_mongo"]
 
 
 class ManualClock:
@@ -76,6 +76,18 @@ async def redis_revocation_list(revocation_clock: ManualClock, redis_url: str) -
     await client.aclose()
 
 
+@pytest.fixture
+async def redis_over_mongo_revocation_list(
+    revocation_clock: ManualClock, redis_url: str, mongo_catalog: MongoCatalog
+) -> AsyncIterator[RevocationList]:
+    """The container's arrangement with Redis: Redis first, MongoDB behind it for misses and outages."""
+    client = create_redis(redis_url)
+    await client.flushdb()
+    durable = MongoRevocationList(mongo_catalog.database, clock=revocation_clock)
+    yield RedisRevocationList(client, clock=revocation_clock, fallback=durable)
+    await client.aclose()
+
+
 @pytest.fixture(params=ADAPTERS)
 def revocation_list(request: pytest.FixtureRequest) -> RevocationList:
     revocations: RevocationList = request.getfixturevalue(f"{request.param}_revocation_list")
@@ -120,3 +132,13 @@ async def test_revoking_twice_is_harmless(revocation_list: RevocationList, revoc
     assert await revocation_list.is_revoked("jti-1")
     revocation_clock.advance(minutes=16)
     assert not await revocation_list.is_revoked("jti-1")
+
+
+async def test_revoked_until_names_the_expiry(revocation_list: RevocationList, revocation_clock: ManualClock) -> None:
+    """The expiry itself comes back (what lets one store copy a revocation into another)."""
+    expires_at = revocation_clock() + timedelta(minutes=15)
+    assert await revocation_list.revoked_until("jti-1") is None
+    await revocation_list.revoke("jti-1", expires_at)
+    assert await revocation_list.revoked_until("jti-1") == expires_at
+    revocation_clock.advance(minutes=15)
+    assert await revocation_list.revoked_until("jti-1") is None
