@@ -6,6 +6,10 @@ a new version (versions keep counting up, and the rollback is itself a history e
 ``reverts``) and deletes the products the run created. A product changed after the run (its
 version is no longer the one the run left) makes the rollback refuse with a conflict, unless forced.
 
+A brand-scoped caller (a ``catalog_manager`` of some brands) may undo only a run whose every product
+is of its brands: the brands are read from the run's change log before anything is written, and
+one product outside them makes the whole rollback a 403, audited as a deny naming that brand.
+
 The log is streamed product by product; restoring a product is idempotent (an already restored
 product is skipped), so an interrupted rollback can simply be run again.
 """
@@ -23,7 +27,7 @@ from domain.history import HistoryEntry, ingestion_source, record_change
 from domain.ingestion import IngestionRun, RunStatus
 from domain.ports import BulkCatalog, Clock, IngestionRuns, ProductWrite
 from domain.product import Product
-from domain.rbac import Permission
+from domain.rbac import Permission, brand_key
 
 BATCH = 200
 MAX_NAMED = 20
@@ -45,6 +49,8 @@ class _Change:
     previous: Product | None
     last_version: int
     reverted: bool
+    #: The product's brand as the run found or created it (a product id fixes its brand's slug).
+    brand: str
 
 
 async def _changes(entries: AsyncIterator[HistoryEntry]) -> AsyncIterator[_Change]:
@@ -61,7 +67,17 @@ async def _changes(entries: AsyncIterator[HistoryEntry]) -> AsyncIterator[_Chang
 def _summary(entries: list[HistoryEntry]) -> _Change:
     own = [entry for entry in entries if not entry.reverts]
     first = own[0] if own else entries[0]
-    return _Change(entries[0].product_id, first.previous, max(e.version for e in own or entries), entries[-1].reverts)
+    last_version = max(e.version for e in own or entries)
+    return _Change(entries[0].product_id, first.previous, last_version, entries[-1].reverts, _brand_of(first))
+
+
+def _brand_of(entry: HistoryEntry) -> str:
+    """The brand before the change, or the one a creation set (a creation lists every field); an
+    entry without one names no brand, which no scope covers (fail closed)."""
+    if entry.previous is not None:
+        return entry.previous.brand
+    created = entry.changes.get("brand", {}).get("to")
+    return created if isinstance(created, str) else ""
 
 
 class RollbackRun:
@@ -82,15 +98,19 @@ class RollbackRun:
         self.log: IngestionLog = log or NoIngestionLog()
 
     async def __call__(self, run_id: str, caller: Caller, force: bool = False) -> IngestionRun:
-        await self.authorizer.require(caller, Permission.INGESTION_ROLLBACK, f"ingestion:{run_id}")
+        resource = f"ingestion:{run_id}"
+        await self.authorizer.precheck(caller, Permission.INGESTION_ROLLBACK, resource)
         run = await self.runs.get(run_id)
         if run is None:
+            await self.authorizer.require(caller, Permission.INGESTION_ROLLBACK, resource)
             raise RunNotFound(f"no ingestion run {run_id!r}")
+        source = ingestion_source(run_id)
+        brands = await self._brands(source) if caller.principal.brand_scoped else ()
+        await self.authorizer.require(caller, Permission.INGESTION_ROLLBACK, resource, brands)
         if run.dry_run:
             raise RollbackRefused(f"run {run_id} was a dry run: it changed nothing")
         if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
             raise RollbackRefused(f"run {run_id} is {run.status.value}: only a finished run that wrote can be undone")
-        source = ingestion_source(run_id)
         started = self.clock.now()
         if not force:
             touched = await self._touched_later(source)
@@ -116,6 +136,13 @@ class RollbackRun:
         self.metrics.ingestion_run(RunStatus.ROLLED_BACK.value, seconds)
         self.log.event("ingestion.run.rolled_back", run_id=run_id, actor=caller.actor, forced=force, seconds=seconds)
         return run
+
+    async def _brands(self, source: str) -> tuple[str, ...]:
+        """Every brand of the products the run changed (the scope check needs them all)."""
+        brands: dict[str, str] = {}
+        async for change in _changes(self.catalog.entries_from(source)):
+            brands.setdefault(brand_key(change.brand), change.brand)
+        return tuple(sorted(brands.values()))
 
     async def _touched_later(self, source: str) -> list[str]:
         touched: list[str] = []

@@ -66,7 +66,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 #: Permissions that change a product, and so respect a principal's brand scope.
-BRAND_SCOPED = frozenset({Permission.PRODUCT_WRITE, Permission.PRODUCT_ARCHIVE})
+BRAND_SCOPED = frozenset({Permission.PRODUCT_WRITE, Permission.PRODUCT_ARCHIVE, Permission.INGESTION_ROLLBACK})
 
 
 def effective_roles(roles: Iterable[Role]) -> frozenset[Role]:

@@ -203,3 +203,31 @@ async def test_a_run_cut_short_by_shutdown_is_recorded_as_interrupted(mongo_url:
         await database.client.drop_database(database.name)
     finally:
         await container.shutdown_resources()
+
+
+async def test_a_brand_scoped_manager_cannot_roll_back_a_run_that_touched_other_brands(
+    http: httpx.AsyncClient, anonymous_http: httpx.AsyncClient, issue: Callable[..., str]
+) -> None:
+    """Rollback is brand-scoped like writes: one product outside the caller's brands refuses the
+    whole rollback (forced too) with 403, audited as a deny, and nothing is written."""
+    brands = sorted({str(row["brand"]) for row in ROWS})
+    assert len(brands) > 1, "the feed must span several brands"
+    mixed = await finished(http, (await post_feed(http, ndjson(ROWS))).json()["run_id"])
+    own = [row for row in ROWS if row["brand"] == brands[0]]
+    own_changed = [{**row, "stock_quantity": 77} for row in own]
+    mine = await finished(http, (await post_feed(http, ndjson(own_changed))).json()["run_id"])
+    assert mixed["status"] == mine["status"] == "succeeded"
+    before = (await http.get("/api/v1/products", params={"limit": 100})).json()["items"]
+
+    scoped = {"Authorization": f"Bearer {issue('catalog_manager', subject='scoped', brands=(brands[0],))}"}
+    for params in ({}, {"force": "true"}):
+        refused = await anonymous_http.post(f"{INGESTIONS}/{mixed['run_id']}/rollback", headers=scoped, params=params)
+        assert brands[1] in assert_problem(refused, 403)["detail"]
+    assert (await http.get("/api/v1/products", params={"limit": 100})).json()["items"] == before
+    assert (await http.get(f"{INGESTIONS}/{mixed['run_id']}")).json()["status"] == "succeeded"
+    audit = (await http.get("/api/v1/audit", params={"actor": "scoped", "decision": "deny"})).json()["items"]
+    assert [item["action"] for item in audit] == ["ingestion:rollback", "ingestion:rollback"]
+    assert all(brands[1] in item["reason"] for item in audit)
+
+    undone = await anonymous_http.post(f"{INGESTIONS}/{mine['run_id']}/rollback", headers=scoped)
+    assert undone.status_code == 200 and undone.json()["status"] == "rolled_back"
