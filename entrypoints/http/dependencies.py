@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import Request
 
-from domain.errors import ErrorCode, FieldError
+from domain.errors import ErrorCode, FieldError, ThreatDetected
+from domain.threats import too_deep
 from entrypoints.container import UseCases
 from entrypoints.http.problems import Problem
 
@@ -30,10 +31,18 @@ async def required_version(request: Request) -> int:
     return int(tag)
 
 
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
+def parse_json_body(raw: bytes) -> Any:
+    """One JSON document (at most 1 MiB: ``BodyLimitMiddleware``). Nesting too deep even for the
+    decoder (a ``RecursionError`` near a thousand levels) is the domain's nesting threat, as any
+    document past ``MAX_DEPTH`` is once decoded: a 422, never a 500."""
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise ThreatDetected("the body is nested too deeply", (too_deep(),)) from None
     except (ValueError, UnicodeDecodeError):
         error = FieldError(None, ErrorCode.INVALID_VALUE, "the body is not valid JSON")
         raise Problem(400, "the body is not valid JSON", (error,)) from None
+
+
+async def json_body(request: Request) -> Any:
+    return parse_json_body(await request.body())

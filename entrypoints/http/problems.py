@@ -20,7 +20,7 @@ from domain.errors import (
     ValidationFailed,
     VersionMismatch,
 )
-from domain.threats import Threat, ThreatKind
+from domain.threats import Threat, kind_of
 from entrypoints.http.request_id import current_request_id
 
 PROBLEM_TYPE = "https://eyewear-catalog.dev/problems/"
@@ -51,6 +51,7 @@ _SLUGS = {
     428: "if-match-required",
     429: "too-many-requests",
     413: "payload-too-large",
+    503: "service-unavailable",
 }
 
 
@@ -110,10 +111,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         security = getattr(request.app.state, "security", None)
         if caller is not None and security is not None:
             kinds = [
-                Threat(
-                    ThreatKind.MARKUP if "markup" in e.message else ThreatKind.OPERATOR_INJECTION, e.field, e.message
-                )
-                for e in error.errors
+                Threat(kind_of(e), e.field, e.message) for e in error.errors if e.code == ErrorCode.THREAT_DETECTED
             ]
             await security.screen.report(caller, request.url.path, kinds)
         return problem_response(422, error.message, error.errors)

@@ -3,11 +3,16 @@
 The policy (what is a threat, when a caller is shut out) is the domain's; this module only
 reports what the domain finds: an audit record per detection, a strike per detection, and a 429
 for a caller whose strikes tipped it over.
+
+The screen looks at the query string only. It never reads a body: bodies are the route's, read
+after the caller is authenticated (and a feed only after it is authorized, streamed to disk), and
+their threats are found by the same domain parsers that read feed rows (``parse_product_payload``,
+the store profile parser), which raise ``ThreatDetected``: reported here through the problem
+handler. So an API body and a feed row meet one rule set.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +23,7 @@ from fastapi import Request
 from application.authorization import Authorizer, Caller
 from domain.abuse import AbuseTracker
 from domain.ports import Clock
-from domain.threats import Threat, scan_document, scan_query
+from domain.threats import Threat, scan_query
 from entrypoints.http.problems import Problem
 
 
@@ -57,15 +62,6 @@ class ThreatScreen:
         if threats:
             await self.report(caller, resource, threats)
             raise Problem(400, "the query string carries operator injection", tuple(t.as_error() for t in threats))
-        if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
-            try:
-                document = json.loads(await request.body())
-            except (ValueError, UnicodeDecodeError):
-                return  # malformed JSON is the route's 400, not a threat
-            threats = scan_document(document)
-            if threats:
-                await self.report(caller, resource, threats)
-                raise Problem(422, "the body carries a threat", tuple(t.as_error() for t in threats))
 
 
 def _too_many(until: datetime, now: datetime) -> Problem:
