@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -325,7 +326,7 @@ class IngestFeed:
         planned and written, so the server's answer costs no waiting (``_Batch``)."""
         pending: list[_Batch] = []  # the batch being handled, and the one read ahead
         try:
-            for rows in _batches(source.rows(), self.batch_size):
+            async for rows in _batches(source.rows(), self.batch_size):
                 pending.append(self._prepare(rows))
                 if len(pending) == 2:
                     await self._finish(pending[0], pending[1], state, caller, progress, store_errors)
@@ -751,15 +752,16 @@ class _Batch:
                     await asyncio.sleep(0)
 
 
-def _batches(rows: Iterator[FeedRow], size: int) -> Iterator[list[FeedRow]]:
-    batch: list[FeedRow] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+async def _batches(rows: Iterator[FeedRow], size: int) -> AsyncIterator[list[FeedRow]]:
+    """The feed's rows ``size`` at a time, each batch read in a worker thread: reading (inflating
+    gzip, splitting lines, decoding JSON or CSV, skipping blank lines) is work in proportion to the
+    file, not to its rows, and on the event loop it would stall every other request meanwhile."""
+    while batch := await asyncio.to_thread(_take, rows, size):
         yield batch
+
+
+def _take(rows: Iterator[FeedRow], size: int) -> list[FeedRow]:
+    return list(itertools.islice(rows, size))
 
 
 def _forget(asked: asyncio.Future[dict[str, Fingerprint]] | None) -> None:

@@ -6,7 +6,12 @@ cell also at the csv module's ``field_size_limit``, 131072 characters). A record
 decoded becomes ``FeedRow(line, None, problem)`` and reading goes on (after an over-long or
 broken CSV record, at the next physical line). Only a problem with the whole file raises
 ``UnreadableFeed``: a CSV header that cannot be read, repeats a name or lacks one (before any
-row), or a corrupt gzip stream (after the rows already yielded). An empty file has no rows.
+row), a corrupt gzip stream (after the rows already yielded), or more than ``MAX_BLANK_LINES``
+blank lines. An empty file has no rows.
+
+Blank lines are ignored (FEED.md) but counted: a megabyte of gzip inflates to a gigabyte of empty
+lines, each free to skip yet together hours of work that produce no row. Past the limit the feed
+is refused as a whole, so the work a file can cause stays proportional to the rows it holds.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from domain.feed_rows import FeedRow
 
 #: The longest record kept: bytes of a JSON line, characters of a CSV record (all its lines).
 MAX_RECORD_SIZE = 1 << 20
+#: Blank lines tolerated in one feed (a trailing newline or a few separators are normal; a flood is not).
+MAX_BLANK_LINES = 10_000
 _SKIP_CHUNK = 1 << 16
 _JSON_WHITESPACE = b" \t\r\n"
 
@@ -45,7 +52,24 @@ class UnsupportedFeed(ValueError):
 
 
 class UnreadableFeed(ValueError):
-    """The file as a whole cannot be read (bad CSV header, corrupt gzip stream)."""
+    """The file as a whole cannot be read (bad CSV header, corrupt gzip stream, a flood of blank lines)."""
+
+
+class _BlankLines:
+    """Counts the blank lines of one feed and refuses the feed past ``limit``."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def skip(self, line: int) -> None:
+        self.count += 1
+        if self.count > self.limit:
+            raise UnreadableFeed(
+                f"more than {self.limit} blank lines (the last at line {line}): the feed is refused as a whole"
+            )
 
 
 def format_for(path_or_name: str | PathLike[str]) -> tuple[FeedFormat, bool]:
@@ -63,7 +87,7 @@ def format_for(path_or_name: str | PathLike[str]) -> tuple[FeedFormat, bool]:
 class FeedFile:
     """A feed file on disk; ``rows()`` streams it anew at each call (a run may read it twice)."""
 
-    __slots__ = ("fmt", "gzipped", "name", "path")
+    __slots__ = ("fmt", "gzipped", "max_blank_lines", "name", "path")
 
     def __init__(
         self,
@@ -72,8 +96,10 @@ class FeedFile:
         gzipped: bool | None = None,
         *,
         name: str | None = None,
+        max_blank_lines: int = MAX_BLANK_LINES,
     ) -> None:
         self.path = Path(path)
+        self.max_blank_lines = max_blank_lines
         self.name = name or self.path.name
         if fmt is None:
             fmt, named_gzip = format_for(self.name)
@@ -86,18 +112,21 @@ class FeedFile:
 
     def rows(self) -> Iterator[FeedRow]:
         with self.path.open("rb") as stream:
-            yield from read_rows(stream, self.fmt, self.gzipped)
+            yield from read_rows(stream, self.fmt, self.gzipped, max_blank_lines=self.max_blank_lines)
 
 
-def read_rows(stream: BinaryIO, fmt: FeedFormat | str, gzipped: bool = False) -> Iterator[FeedRow]:
+def read_rows(
+    stream: BinaryIO, fmt: FeedFormat | str, gzipped: bool = False, *, max_blank_lines: int = MAX_BLANK_LINES
+) -> Iterator[FeedRow]:
     """Stream the rows of ``stream`` (which stays open: the caller owns it)."""
     read = _jsonl_rows if FeedFormat(fmt) is FeedFormat.JSONL else _csv_rows
+    blanks = _BlankLines(max_blank_lines)
     if not gzipped:
-        yield from read(stream)
+        yield from read(stream, blanks)
         return
     with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
         try:
-            yield from read(unzipped)  # type: ignore[arg-type]
+            yield from read(unzipped, blanks)  # type: ignore[arg-type]
         except (gzip.BadGzipFile, EOFError, zlib.error) as error:
             raise UnreadableFeed(f"the gzip stream is corrupt: {error}") from error
 
@@ -136,7 +165,7 @@ def _json_row(line: int, raw: bytes) -> FeedRow:
     return FeedRow(line, value)
 
 
-def _jsonl_rows(stream: BinaryIO) -> Iterator[FeedRow]:
+def _jsonl_rows(stream: BinaryIO, blanks: _BlankLines) -> Iterator[FeedRow]:
     line = 0
     while raw := stream.readline(MAX_RECORD_SIZE + 1):
         line += 1
@@ -149,6 +178,8 @@ def _jsonl_rows(stream: BinaryIO) -> Iterator[FeedRow]:
             raw = raw.removeprefix(codecs.BOM_UTF8)
         if raw.strip(_JSON_WHITESPACE):
             yield _json_row(line, raw)
+        else:
+            blanks.skip(line)
 
 
 # CSV
@@ -221,7 +252,7 @@ def _csv_row(line: int, header: tuple[str, ...], cells: list[str]) -> FeedRow:
     return FeedRow(line, {name: cell for name, cell in zip(header, cells, strict=True) if cell != ""})
 
 
-def _csv_rows(stream: BinaryIO) -> Iterator[FeedRow]:
+def _csv_rows(stream: BinaryIO, blanks: _BlankLines) -> Iterator[FeedRow]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         lines = _Lines(text)
@@ -240,7 +271,8 @@ def _csv_rows(stream: BinaryIO) -> Iterator[FeedRow]:
                 yield FeedRow(start, None, problem)
                 continue
             if not cells or (len(cells) == 1 and not cells[0].strip()):
-                continue  # a blank line
+                blanks.skip(start)
+                continue
             if header is None:
                 header = _header(cells, start)
             else:

@@ -21,6 +21,7 @@ from adapters.feeds.render import write_csv, write_jsonl
 from adapters.feeds.sample_feed import generate_rows
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from domain.feed_rows import FeedRow, parse_feed_row
+from domain.threats import MAX_DEPTH
 
 SANITIZER = Nh3Sanitizer()
 JSONL, CSV = FeedFormat.JSONL, FeedFormat.CSV
@@ -291,3 +292,72 @@ def test_csv_and_jsonl_renderings_describe_the_same_catalog(styles: int, seed: i
     assert len(from_csv) == len(rows)
     assert from_csv == from_jsonl
     assert edits or all(parsed for parsed, _, _ in from_csv)  # the sample rows are valid as they are
+
+
+BLANKS = st.sampled_from([b"\n", b"  \n", b"\t\r\n", b"\r\n"])
+
+
+@settings(max_examples=60)
+@given(
+    st.sampled_from([JSONL, CSV]),
+    st.booleans(),
+    st.integers(0, 3),
+    st.lists(st.tuples(st.integers(0, 12), BLANKS), min_size=1, max_size=12),
+)
+def test_blank_lines_are_skipped_and_counted_up_to_the_limit(
+    fmt: FeedFormat, gzipped: bool, limit: int, layout: list[tuple[int, bytes]]
+) -> None:
+    """Rows keep their physical line numbers across blank lines; one blank line past the limit
+    refuses the feed as a whole, and nothing but ``UnreadableFeed`` is raised."""
+    body = [b"sku,brand\n"] if fmt is CSV else []
+    expected: list[int] = []
+    blank_count = 0
+    for run, blank in layout:
+        body.extend([blank] * run)
+        blank_count += run
+        body.append(b"X1,Nordvik\n" if fmt is CSV else b'{"sku": "X1"}\n')
+        expected.append(len(body))
+    data = b"".join(body)
+    stream = io.BytesIO(gzip.compress(data) if gzipped else data)
+    if blank_count <= limit:
+        rows = list(read_rows(stream, fmt, gzipped, max_blank_lines=limit))
+        assert [row.line for row in rows] == expected
+        assert all(row.fields is not None for row in rows)
+        return
+    read: list[FeedRow] = []
+    with pytest.raises(UnreadableFeed, match=f"more than {limit} blank lines"):
+        read.extend(read_rows(stream, fmt, gzipped, max_blank_lines=limit))
+    assert len(read) < len(expected)  # refused as it reads: no row after the blank line that tipped it
+
+
+def test_a_megabyte_of_gzipped_blank_lines_is_refused_after_the_limit() -> None:
+    """The attack: a 1 MB gzip of newlines inflates to about a gigabyte; the reader stops at the limit."""
+    bomb = gzip.compress(b"\n" * (64 << 20), compresslevel=9)  # 64 MiB of newlines, ~64 KiB compressed
+    stream = io.BytesIO(bomb)
+    with pytest.raises(UnreadableFeed, match=f"more than {readers.MAX_BLANK_LINES} blank lines"):
+        list(read_rows(stream, JSONL, gzipped=True))
+    assert stream.tell() < len(bomb), "the reader stopped early instead of inflating the whole file"
+
+
+def nested_line(depth: int, kind: str) -> bytes:
+    """A JSON Lines record whose ``sku`` value nests ``depth`` containers deep."""
+    opening, closing = (b"[", b"]") if kind == "array" else (b'{"k": ', b"}")
+    return b'{"sku": ' + opening * depth + b"1" + closing * depth + b"}\n"
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 20_000), st.sampled_from(["array", "object"]))
+def test_a_record_nested_to_any_depth_is_a_row_or_its_error_never_a_crash(depth: int, kind: str) -> None:
+    """Past the decoder's recursion limit the line is malformed; below it the record is read and the
+    domain refuses its nesting as a threat (FEED.md ``threat_detected``), on the same line."""
+    data = nested_line(depth, kind) + b'{"sku": "NEXT"}\n'
+    rows = rows_of(data, JSONL)
+    check_rows(rows, data, JSONL)
+    assert [row.line for row in rows] == [1, 2] and rows[1].fields == {"sku": "NEXT"}
+    codes = {error.code for error in parse_feed_row(rows[0], SANITIZER).errors}
+    if rows[0].fields is None:
+        assert codes == {"malformed_row"}
+    elif depth + 1 > MAX_DEPTH:  # the row itself is the first container
+        assert "threat_detected" in codes
+    else:
+        assert "threat_detected" not in codes
