@@ -41,7 +41,7 @@ from domain.feed_rows import (
     unknown_fields,
 )
 from domain.history import ingestion_source, record_change
-from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus
+from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus, parse_source_name
 from domain.parsing import MAX_VARIANTS
 from domain.ports import BulkCatalog, Clock, Fingerprint, IngestionRuns, ProductWrite
 from domain.product import Product
@@ -215,10 +215,16 @@ class IngestFeed:
         caller: Caller,
         dry_run: bool = False,
         error_policy: ErrorPolicy = ErrorPolicy.SKIP_INVALID,
+        *,
+        source_field: str = "source",
     ) -> IngestionRun:
-        """Authorizes and records a queued run (what ``POST /api/v1/ingestions`` answers at once)."""
+        """Authorizes and records a queued run (what ``POST /api/v1/ingestions`` answers at once).
+
+        The source name is checked after the permission (a caller without it learns nothing of its
+        input); ``source_field`` names it in the error as the caller gave it (a header, say)."""
         run_id = uuid.uuid4().hex
         await self.authorizer.require(caller, Permission.INGESTION_RUN, f"ingestion:{run_id}")
+        source_name = parse_source_name(source_name, source_field)
         run = IngestionRun(
             run_id=run_id,
             status=RunStatus.QUEUED,

@@ -14,6 +14,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from domain.errors import ErrorCode, FieldError, RuleViolation, invalid
+from domain.text import parse_plain_text
+
+#: The longest feed name a run keeps (a file name, as the feed's sender gave it).
+MAX_SOURCE_LENGTH = 200
+
 
 class RunStatus(StrEnum):
     QUEUED = "queued"
@@ -99,6 +105,20 @@ class IngestionRun:
 
     def but(self, **changes: Any) -> IngestionRun:
         return dataclasses.replace(self, **changes)
+
+
+def parse_source_name(raw: str, field: str = "source") -> str:
+    """A feed's name as a run records and reports it: plain text (FEED.md's text rule: no markup, no
+    control characters) that names a file, not a path (no ``/`` or ``\\``): it is shown to operators
+    and in reports, never used to open anything, and a name must not pretend otherwise."""
+    try:
+        name = parse_plain_text(raw, MAX_SOURCE_LENGTH)
+        if "/" in name or "\\" in name:
+            raise RuleViolation(ErrorCode.INVALID_VALUE, "a feed name is a file name, without '/' or '\\'")
+    except RuleViolation as violation:
+        error = FieldError(field, violation.code, violation.message)
+        raise invalid(f"{field}: {violation.message}", (error,)) from None
+    return name
 
 
 def run_report(run: IngestionRun) -> dict[str, Any]:

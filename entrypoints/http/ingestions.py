@@ -119,8 +119,8 @@ async def start_ingestion(
     cases: UseCases = Depends(use_cases),
 ) -> JSONResponse:
     suffix = _suffix(request)
-    source_name = request.headers.get("x-feed-name", "").strip()[:200] or f"upload{suffix}"
-    run = await cases.ingest.start(source_name, caller, dry_run, error_policy)
+    source_name = request.headers.get("x-feed-name", "").strip() or f"upload{suffix}"
+    run = await cases.ingest.start(source_name, caller, dry_run, error_policy, source_field="X-Feed-Name")
     path = await _spool(request, suffix)
     stopping = asyncio.Event()
     task = asyncio.create_task(_execute(cases, run, path, source_name, caller, stopping))

@@ -158,13 +158,22 @@ async def test_ingestion_errors_and_permissions(
     assert_problem(await anonymous_http.get(INGESTIONS, headers={"Authorization": "Bearer not-a-token"}), 401)
 
 
-async def test_feed_name_and_encodings(http: httpx.AsyncClient) -> None:
+async def test_feed_name_and_encodings(http: httpx.AsyncClient, issue: Callable[..., str]) -> None:
     started = await http.post(
         INGESTIONS,
         content=ndjson(ROWS[:2]),
         headers={"Content-Type": "application/x-ndjson", "X-Feed-Name": "genie-2026-11-26.ndjson"},
     )
     assert (await finished(http, started.json()["run_id"]))["source"] == "genie-2026-11-26.ndjson"
+    runs_before = len((await http.get(INGESTIONS)).json()["items"])
+    namer = f"Bearer {issue('ingestor', subject='namer')}"  # a subject of its own: markup is a strike
+    for name, code in (("<img src=x onerror=1>.ndjson", "threat_detected"), ("../../etc/passwd", "invalid_value")):
+        headers = {"Content-Type": "application/x-ndjson", "X-Feed-Name": name, "Authorization": namer}
+        refused = await http.post(INGESTIONS, content=ndjson(ROWS[:1]), headers=headers)
+        assert assert_problem(refused, 422)["errors"] == [
+            {"field": "X-Feed-Name", "code": code, "message": refused.json()["errors"][0]["message"]}
+        ]
+    assert len((await http.get(INGESTIONS)).json()["items"]) == runs_before  # no run recorded for either
     brotli = await http.post(INGESTIONS, content=b"x", headers={"Content-Type": "text/csv", "Content-Encoding": "br"})
     assert "gzip" in assert_problem(brotli, 415)["detail"]
 

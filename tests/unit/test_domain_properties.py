@@ -1016,3 +1016,19 @@ def test_an_audit_record_round_trips_through_its_plain_fields(record: AuditRecor
     fields = audit_fields(record)
     assert audit_record_of(fields) == record
     assert audit_record_of(json.loads(json.dumps({**fields, "at": None})) | {"at": record.at}) == record
+
+
+@given(st.text(max_size=250))
+def test_a_feed_name_is_plain_text_naming_a_file(raw: str) -> None:
+    """Accepted names are trimmed plain text without path separators, and accepting is idempotent."""
+    from domain.errors import ValidationFailed
+    from domain.ingestion import MAX_SOURCE_LENGTH, parse_source_name
+
+    try:
+        name = parse_source_name(raw)
+    except ValidationFailed as refused:
+        assert [error.field for error in refused.errors] == ["source"]
+        return
+    assert name == raw.strip() and 1 <= len(name) <= MAX_SOURCE_LENGTH
+    assert not any(ch in name for ch in "<>/\\")
+    assert parse_source_name(name) == name
