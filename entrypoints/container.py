@@ -20,6 +20,7 @@ from adapters.auth.hashing import ScryptHasher
 from adapters.auth.keys import SigningKeys
 from adapters.auth.oauth_audit import OAuthAudit
 from adapters.auth.oauth_server import OAuthServer
+from adapters.auth.oauth_throttle import ClientAuthThrottle
 from adapters.cache.backend import CacheStore
 from adapters.cache.cached_repository import CachedCatalog
 from adapters.cache.invalidation import ChangeFeedInvalidator
@@ -52,9 +53,9 @@ from application.ingestion_queries import GetRun, ListRuns, RunErrors
 from application.ingestion_rollback import RollbackRun
 from application.metrics import CacheMetrics
 from application.stores import ExportStore, GetStoreProfile, PutStoreProfile, StoreCatalog
-from domain.abuse import AbuseTracker
+from domain.abuse import DEFAULT_CLIENT_AUTH_POLICY, AbusePolicy, AbuseTracker, ClientAuthPolicy
 from domain.audit import AuditLog, RevocationList
-from domain.ports import SystemClock
+from domain.ports import Clock, SystemClock
 from entrypoints.http.threat_screen import ThreatScreen
 from entrypoints.ingestion_log import StructlogIngestionLog
 from entrypoints.settings import Settings
@@ -193,6 +194,22 @@ def abuse_tracker(redis: Any) -> AbuseTracker:
     return RedisAbuseTracker(redis) if redis is not None else MemoryAbuseTracker()
 
 
+def client_auth_throttle(
+    redis: Any, clock: Clock, policy: ClientAuthPolicy = DEFAULT_CLIENT_AUTH_POLICY
+) -> ClientAuthThrottle:
+    """The token endpoint's counts (ADR 0014): in Redis when configured, so that every process sees
+    them, with this process's memory taking over while Redis fails (throttled per process, never not
+    at all); else in this process's memory."""
+
+    def tracker(counts: AbusePolicy) -> AbuseTracker:
+        memory = MemoryAbuseTracker(counts)
+        return RedisAbuseTracker(redis, counts, fallback=memory) if redis is not None else memory
+
+    return ClientAuthThrottle(
+        tracker(policy.pair), tracker(policy.peer), tracker(policy.client), tracker(policy.suspect), clock
+    )
+
+
 def signing_keys(settings: Settings) -> SigningKeys:
     """The configured private JWK set, or the one generated (0600) in the data dir."""
     if settings.signing_keys_file is not None:
@@ -275,7 +292,8 @@ class Container(containers.DeclarativeContainer):
     hasher = providers.Singleton(ScryptHasher)
     oauth_clients = providers.Singleton(MongoClientStore, database)
     refresh_tokens = providers.Singleton(MongoRefreshTokenStore, database)
-    oauth_audit = providers.Singleton(OAuthAudit, authorizer)
+    oauth_audit = providers.Singleton(OAuthAudit, authorizer, metrics)
+    oauth_throttle = providers.Singleton(client_auth_throttle, redis, clock)
     oauth_server = providers.Singleton(
         OAuthServer,
         oauth_clients,
@@ -285,6 +303,7 @@ class Container(containers.DeclarativeContainer):
         token_verifier,
         oauth_audit,
         clock,
+        oauth_throttle,
         access_ttl_seconds=settings.provided.access_token_ttl_seconds,
     )
     register_client = providers.Factory(RegisterClient, oauth_clients, hasher, clock, authorizer)

@@ -56,6 +56,12 @@ class FormRequest(OAuth2Request):
         self.error: OAuth2Error | None = None
         self.outcome: str = ""
         self.reuse_detected = False
+        #: What the throttle saw (oauth_throttle): refused unchecked, a secret checked and wrong or
+        #: right, and the counts a failure tipped into a block.
+        self.throttled = False
+        self.client_auth_failed = False
+        self.client_authenticated = False
+        self.tipped: tuple[str, ...] = ()
 
     @property
     def form(self) -> dict[str, str]:
@@ -76,6 +82,25 @@ class FormRequest(OAuth2Request):
 
     def presents_secret(self) -> bool:
         return basic_credentials(self.headers) != (None, None) or "client_secret" in self._form
+
+
+class TooManyFailures(OAuth2Error):
+    """429 for a throttled client authentication (ADR 0014). RFC 6749 has no such error; its
+    ``temporarily_unavailable`` (§4.1.2.1: "unable to handle the request due to a temporary
+    overloading") says "retry later" without saying the credentials are wrong, which they may not be
+    (the peer may be blocked for a neighbour's guesses). ``slow_down`` (RFC 8628) would tell a device
+    client to poll 5 s slower, and ``invalid_client`` would tell a real client its secret is bad."""
+
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many failed client authentications; retry later.")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = super().get_headers()
+        return [*headers, ("Retry-After", str(self.retry_after))]
 
 
 def basic_credentials(headers: Any) -> tuple[str | None, str | None]:

@@ -21,6 +21,10 @@ Flow decisions:
   names are ``invalid_scope``, and so is asking for nothing the client has. A refresh may narrow the
   scope but never exceed the original grant (RFC 6749 §6).
 - Refresh tokens are rotated, replays revoke their family: see oauth_ledger.
+- Failed client authentication is throttled before any secret is checked, on both endpoints and for
+  both grants (every request that presents a secret): see oauth_throttle and ADR 0014. A revocation
+  by mere possession of the token checks no secret and is never throttled: revoking must stay
+  possible for whoever holds a leaked token.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ from adapters.auth.oauth_models import (
     Grant,
     RefreshCredential,
     TokenResponse,
+    TooManyFailures,
     authenticate_token_holder,
     read_form,
 )
+from adapters.auth.oauth_throttle import ClientAuthThrottle
+from domain.abuse import client_auth_keys
 from domain.clients import ClientStore, RefreshTokenStore, SecretHasher, grant_roles, scope_of
 from domain.ports import Clock
 from domain.rbac import Role
@@ -68,12 +75,14 @@ class OAuthServer(AuthorizationServer):
         verifier: AccessTokenVerifier,
         audit: OAuthAudit,
         clock: Clock,
+        throttle: ClientAuthThrottle,
         *,
         access_ttl_seconds: int,
         refresh_ttl: timedelta = DEFAULT_REFRESH_TTL,
     ) -> None:
         super().__init__(scopes_supported=[role.value for role in Role])
         self.clients, self.hasher, self.issuer, self.audit = clients, hasher, issuer, audit
+        self.throttle = throttle
         self.access_ttl_seconds = access_ttl_seconds
         self.ledger = RefreshLedger(refresh_tokens, verifier, clock, refresh_ttl)
         self._decoy_hash = hasher.hash(secrets.token_urlsafe(16))
@@ -102,9 +111,35 @@ class OAuthServer(AuthorizationServer):
             response = self.handle_error_response(oauth_request, error)
         else:
             oauth_request = FormRequest(request, form)
-            response = await anyio.to_thread.run_sync(handle, oauth_request)
+            if endpoint == "token" or oauth_request.presents_secret():
+                response = await self._throttled(oauth_request, handle)
+            else:
+                response = await anyio.to_thread.run_sync(handle, oauth_request)
         await self.audit.record(endpoint, oauth_request)
         return response
+
+    async def _throttled(self, request: FormRequest, handle: Callable[[FormRequest], Response]) -> Response:
+        """Refuses a blocked pair or peer before authlib (and its scrypt) runs, then counts the outcome.
+
+        The block is looked at twice: at once, so that a blocked caller waits for nothing, and again
+        when its peer's turn comes, because the check that ran meanwhile may have tipped it."""
+        keys = client_auth_keys(request.claimed_client_id(), request.client_ip)
+        refusal = await self.throttle.refusal(keys)
+        if refusal is None:
+            async with self.throttle.turn(keys):
+                refusal = await self.throttle.refusal(keys)
+                if refusal is None:
+                    response = await anyio.to_thread.run_sync(handle, request)
+                    if request.client_authenticated:
+                        await self.throttle.succeeded(keys)
+                    elif request.client_auth_failed:
+                        request.tipped = await self.throttle.failed(keys)
+                        if request.tipped:
+                            request.outcome = f"blocks started: {'+'.join(request.tipped)}"
+                    return response
+        request.throttled = True
+        request.outcome = f"throttled: {'+'.join(refusal.blocked)} blocked for {refusal.retry_after} s"
+        return self.handle_error_response(request, TooManyFailures(refusal.retry_after))
 
     # -- authlib's integration hooks (worker thread) ---------------------------------------------
 
@@ -124,12 +159,16 @@ class OAuthServer(AuthorizationServer):
 
     def authenticate_client(self, request: FormRequest, methods: list[str], endpoint: str = "token") -> Any:
         """authlib answers 400 for a bad secret sent in the form, 401 for one sent with Basic; RFC 6749
-        §5.2 allows 401 for both, and one answer for every failure tells a prober less."""
+        §5.2 allows 401 for both, and one answer for every failure tells a prober less. The outcome
+        is noted on the request for the throttle: this is where the secret is checked."""
         try:
-            return super().authenticate_client(request, methods, endpoint)
+            client = super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
             error.status_code = 401
+            request.client_auth_failed = True
             raise
+        request.client_authenticated = getattr(client, "record", None) is not None  # not a mere token holder
+        return client
 
     def query_client(self, client_id: str) -> ClientModel:
         record = run(self.clients.get, client_id)

@@ -4,6 +4,10 @@ The routes only hand the request to the OAuth server (adapters/auth/oauth_server
 the form itself: FastAPI's form parameters need python-multipart and would answer errors as problem
 details, while these endpoints must answer RFC 6749 JSON errors. The form is described for OpenAPI
 by hand.
+
+Both endpoints answer 429 with ``Retry-After`` (error ``temporarily_unavailable``) to a caller whose
+failed client authentications are throttled (ADR 0014); the server decides that before any secret
+is checked.
 """
 
 from __future__ import annotations
@@ -62,6 +66,11 @@ _TOKEN = {
     },
     "required": ["access_token", "token_type", "expires_in", "scope"],
 }
+_THROTTLED = {
+    "description": "temporarily_unavailable: too many failed client authentications; see Retry-After",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+    "content": _ERROR,
+}
 
 
 @router.post(
@@ -71,6 +80,7 @@ _TOKEN = {
         200: {"description": "a token response", "content": {"application/json": {"schema": _TOKEN}}},
         400: {"description": "invalid_request, invalid_grant, unsupported_grant_type, …", "content": _ERROR},
         401: {"description": "invalid_client", "content": _ERROR},
+        429: _THROTTLED,
     },
 )
 async def token(request: Request) -> Response:
@@ -86,6 +96,7 @@ async def token(request: Request) -> Response:
         200: {"description": "revoked, or nothing to revoke (RFC 7009 §2.2)"},
         400: {"description": "invalid_request", "content": _ERROR},
         401: {"description": "invalid_client", "content": _ERROR},
+        429: _THROTTLED,
     },
 )
 async def revoke(request: Request) -> Response:
