@@ -145,12 +145,14 @@ def test_simultaneous_starts_share_one_server(tmp_path: Path) -> None:
 
 def test_a_killed_server_is_replaced_and_its_data_kept(tmp_path: Path) -> None:
     # j=True: without it SecantusDB acknowledges a write before WiredTiger's log buffer
-    # reaches the OS, and a SIGKILL within milliseconds loses it.
-    first = EmbeddedMongo(tmp_path)
+    # reaches the OS, and a SIGKILL within milliseconds loses it. Unsupervised: the next start
+    # must replace the killed server by itself (test_embedded_supervisor.py covers restarts).
+    first = EmbeddedMongo(tmp_path, supervise=False)
     with MongoClient(first.start(), serverSelectionTimeoutMS=2000, journal=True) as client:
         client.db.frames.insert_one({"_id": "rb3025", "name": "Aviator"})
     pid = first.server_pid
     assert pid is not None
+    assert first.health.available, "unsupervised: always reported running, nobody watches"
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while answers(first.url) and time.monotonic() < deadline:
@@ -162,6 +164,7 @@ def test_a_killed_server_is_replaced_and_its_data_kept(tmp_path: Path) -> None:
             assert client.db.frames.find_one({"_id": "rb3025"}) == {"_id": "rb3025", "name": "Aviator"}
     finally:
         first.stop()
+    assert not first.health.live, "a stopped server is no database"
 
 
 def test_a_hung_server_is_stopped_and_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,6 +178,11 @@ def test_a_hung_server_is_stopped_and_replaced(tmp_path: Path, monkeypatch: pyte
         with EmbeddedMongo(tmp_path) as second:
             assert second.owns_server and answers(second.url)
             assert first._child is not None and first._child.process.poll() is not None
+            deadline = time.monotonic() + 10
+            while "now listens on" not in first.health.detail:  # its supervisor cannot follow a new port
+                assert time.monotonic() < deadline, first.health
+                time.sleep(0.05)
+            assert not first.health.available
             first.stop()
             assert answers(second.url), "the first owner's stop leaves the record's new server alone"
             assert json.loads((tmp_path / "mongo-server.json").read_text())["url"] == second.url
