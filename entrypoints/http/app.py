@@ -10,10 +10,12 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
+from adapters.embedded import serving
 from adapters.mongo.migrations import migrate
 from entrypoints.container import Container, resolve
 from entrypoints.http import audit, health, ingestions, oauth, products, stores
 from entrypoints.http.body_limit import BodyLimitMiddleware
+from entrypoints.http.database_outage import install_database_outage
 from entrypoints.http.metrics_middleware import RequestTelemetryMiddleware
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
@@ -54,6 +56,8 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
             app.state.metrics = await resolve(container.metrics)
             app.state.oauth = await resolve(container.oauth_server)
             app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe(container)}
+            # The embedded server's supervisor, when it is behind our URL: known outages answer 503 at once.
+            app.state.database_watch = serving(await resolve(container.mongo_url))
             if on_startup is not None:
                 await on_startup(container)
             yield
@@ -68,6 +72,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_database_outage(app)  # innermost middleware: inside the request id and the telemetry
     app.add_middleware(BodyLimitMiddleware, larger={"/api/v1/ingestions": ingestions.MAX_FEED_BYTES})
     app.add_middleware(RequestTelemetryMiddleware)  # inside the request id: its log line carries it
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, a 413 too, carries the id

@@ -8,13 +8,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from adapters.metrics.prometheus import CONTENT_TYPE
+from entrypoints.http.database_outage import database_health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health/live")
-async def live() -> dict[str, str]:
-    return {"status": "ok"}
+async def live(request: Request) -> JSONResponse:
+    """Fails only where restarting the process may help: the embedded database cannot be restarted.
+
+    A database that is down but being restarted keeps the process live (it is not ready).
+    """
+    health = database_health(request.app)
+    if health is not None and not health.live:
+        body = {"status": "failing", "checks": {"mongodb": str(health.state)}, "detail": health.detail}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/metrics", response_class=Response)
@@ -28,8 +37,12 @@ async def metrics(request: Request) -> Response:
 async def ready(request: Request) -> JSONResponse:
     """MongoDB down means unavailable; a failing cache only degrades (reads go on without it)."""
     probes: dict[str, Any] = request.app.state.readiness_probes
+    health = database_health(request.app)
     checks: dict[str, str] = {}
     for name, probe in probes.items():
+        if name == "mongodb" and health is not None and not health.available:
+            checks[name] = "error"  # known to be down: no need to wait for the ping to time out
+            continue
         try:
             await probe()
             checks[name] = "ok"
