@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +14,27 @@ from adapters.embedded import EmbeddedServerError
 from entrypoints.settings import Settings, SettingsError, load_settings
 
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
+#: 128 + SIGTERM: a command stopped by SIGTERM before it finished (``serve`` exits 0 instead).
+TERMINATED_EXIT_CODE = 143
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The eyewear catalog service.")
+
+
+class Terminated(SystemExit):
+    """SIGTERM as an exit that unwinds: ``finally`` blocks and atexit hooks run, and they stop the
+    embedded server this process started. The default action would kill the interpreter at once
+    and leave ``secantusd-py`` running (uvicorn, after its graceful shutdown, re-raises the signal
+    with the handler it found, so it reaches this one too)."""
+
+
+_terminating = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _terminating
+    if _terminating:
+        return  # the first one is unwinding: a second must not cut its clean-up short
+    _terminating = True
+    raise Terminated(TERMINATED_EXIT_CODE)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -118,6 +140,8 @@ def serve(
         application = create_app(_container(settings), on_startup=prepare)
         config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False)
         AnnouncingServer(config).run()
+    except Terminated:
+        raise typer.Exit(0) from None  # asked to stop, stopped gracefully: success (docker stop, systemd, k8s)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -453,6 +477,7 @@ def bench(
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except KeyboardInterrupt:

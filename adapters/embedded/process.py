@@ -174,6 +174,19 @@ def _launch_once(
         except OSError as exc:
             raise EmbeddedServerError(f"cannot run {exe}: {exc}") from exc
     server = LaunchedServer(process=process, host=host, port=port, log_path=log_path)
+    try:
+        return _await_ready(server, exe, storage_path, offset, startup_timeout)
+    except BaseException:
+        # Also a SIGTERM (raised as SystemExit) or a Ctrl-C while waiting: nobody has recorded this
+        # server yet, so nobody else would ever stop it.
+        server.stop()
+        raise
+
+
+def _await_ready(
+    server: LaunchedServer, exe: str, storage_path: str, offset: int, startup_timeout: float
+) -> LaunchedServer:
+    process, log_path = server.process, server.log_path
     deadline = time.monotonic() + startup_timeout
     while True:
         code = process.poll()
@@ -188,7 +201,6 @@ def _launch_once(
         if ping(server.url, timeout=0.25):
             return server
         if time.monotonic() >= deadline:
-            server.stop()
             raise EmbeddedServerError(
                 f"{exe} did not answer within {startup_timeout:g}s; log {log_path}:\n{log_tail(log_path, offset)}"
             )
