@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from application.authorization import Authorizer, Caller
 from application.digest_table import DigestTable
 from application.metrics import IngestionMetrics, NoIngestionMetrics
+from application.run_leases import IngestionLog, NoIngestionLog, RunLeases, report_run
 from domain.errors import DomainError, ErrorCode, NotFound, ProductConflict, VersionMismatch
 from domain.feed_rows import (
     FeedRow,
@@ -43,7 +44,7 @@ from domain.feed_rows import (
 from domain.history import ingestion_source, record_change
 from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus, parse_source_name
 from domain.parsing import MAX_VARIANTS
-from domain.ports import BulkCatalog, Clock, Fingerprint, IngestionRuns, ProductWrite
+from domain.ports import BatchWriter, BulkCatalog, Clock, Fingerprint, IngestionRuns, ProductWrite
 from domain.product import Product
 from domain.rbac import Permission, brand_key
 from domain.sanitising import HtmlSanitizer
@@ -64,17 +65,6 @@ class FeedSource(Protocol):
     def name(self) -> str: ...
 
     def rows(self) -> Iterator[FeedRow]: ...
-
-
-class IngestionLog(Protocol):
-    """Where a run tells operators what happened (``ingestion.run.finished``, alerts)."""
-
-    def event(self, name: str, **fields: Any) -> None: ...
-
-
-class NoIngestionLog:
-    def event(self, name: str, **fields: Any) -> None:
-        return None
 
 
 Progress = Callable[[RunCounts], None]
@@ -126,6 +116,9 @@ class _Pass:
     #: Product writes this pass made (each with its history entry).
     writes: int = 0
     readback_samples: list[str] = field(default_factory=list)
+    #: The run's writer and lease (None in the passes of a run that writes nothing).
+    writer: BatchWriter | None = None
+    lease: _Lease | None = None
 
     def product(self, product_id: str) -> _ProductState | None:
         bits = self.products.get(_digest(product_id))
@@ -188,6 +181,19 @@ class RunNotFound(NotFound):
     """No ingestion run with that id."""
 
 
+@dataclass(slots=True)
+class _Lease:
+    """The executing process's hold on its run: the counts the next renewal records, and whether a
+    renewal found the run taken from it (declared interrupted while this process stalled)."""
+
+    counts: RunCounts = field(default_factory=RunCounts)
+    lost: bool = False
+
+
+class _LeaseLost(Exception):
+    """The run is no longer this process's: stop before the next batch, record nothing."""
+
+
 class IngestFeed:
     def __init__(
         self,
@@ -199,6 +205,7 @@ class IngestFeed:
         metrics: IngestionMetrics | None = None,
         log: IngestionLog | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        leases: RunLeases | None = None,
     ) -> None:
         self.catalog = catalog
         self.runs = runs
@@ -208,6 +215,7 @@ class IngestFeed:
         self.metrics: IngestionMetrics = metrics or NoIngestionMetrics()
         self.log: IngestionLog = log or NoIngestionLog()
         self.batch_size = batch_size
+        self.leases = leases or RunLeases(runs, catalog, clock, metrics=self.metrics, log=self.log)
 
     async def start(
         self,
@@ -218,14 +226,29 @@ class IngestFeed:
         *,
         source_field: str = "source",
     ) -> IngestionRun:
-        """Authorizes and records a queued run (what ``POST /api/v1/ingestions`` answers at once).
+        """Authorizes and records a queued run (what ``POST /api/v1/ingestions`` answers at once),
+        held by this process, which is to execute it."""
+        run = await self.admit(source_name, caller, dry_run, error_policy, source_field=source_field)
+        return await self.enqueue(run)
+
+    async def admit(
+        self,
+        source_name: str,
+        caller: Caller,
+        dry_run: bool = False,
+        error_policy: ErrorPolicy = ErrorPolicy.SKIP_INVALID,
+        *,
+        source_field: str = "source",
+    ) -> IngestionRun:
+        """Authorizes a run and checks its source name; nothing is stored yet (an HTTP upload is
+        admitted before its body is read, and recorded once the body is in: ``enqueue``).
 
         The source name is checked after the permission (a caller without it learns nothing of its
         input); ``source_field`` names it in the error as the caller gave it (a header, say)."""
         run_id = uuid.uuid4().hex
         await self.authorizer.require(caller, Permission.INGESTION_RUN, f"ingestion:{run_id}")
         source_name = parse_source_name(source_name, source_field)
-        run = IngestionRun(
+        return IngestionRun(
             run_id=run_id,
             status=RunStatus.QUEUED,
             dry_run=dry_run,
@@ -234,8 +257,13 @@ class IngestFeed:
             actor=caller.actor,
             created_at=self.clock.now(),
         )
-        await self.runs.add(run)
-        return run
+
+    async def enqueue(self, run: IngestionRun) -> IngestionRun:
+        """Records an admitted run as queued, held by this process under a lease until it executes it
+        (if it dies first, the run is recorded interrupted like a run that died running)."""
+        held = run.but(owner=self.leases.owner, lease_until=self.leases.until())
+        await self.runs.add(held)
+        return held
 
     async def __call__(
         self,
@@ -251,18 +279,41 @@ class IngestFeed:
     async def execute(
         self, run: IngestionRun, source: FeedSource, caller: Caller, progress: Progress | None = None
     ) -> IngestionRun:
-        """Runs a queued run to its end; never raises for a data or storage problem (the run fails)."""
-        run = run.but(status=RunStatus.RUNNING, started_at=self.clock.now())
-        await self.runs.save(run)
+        """Runs a queued run to its end; never raises for a data or storage problem (the run fails).
+
+        Runs nobody works on any more are settled first: a dead run's open transaction would make
+        this one's batches wait. The run is then claimed under this process's lease, renewed while it
+        works; a run this process cannot claim (another took it, or it ended) is returned as stored."""
+        await self.leases.settle_all()
+        writer = self.catalog.writer()
+        try:
+            return await self._execute(run, source, caller, progress, writer)
+        finally:
+            await writer.close()
+
+    async def _execute(
+        self, run: IngestionRun, source: FeedSource, caller: Caller, progress: Progress | None, writer: BatchWriter
+    ) -> IngestionRun:
+        owner = self.leases.owner
+        claimed = await self.runs.claim(run.run_id, owner, self.leases.until(), writer.identity, self.clock.now())
+        if claimed is None:
+            self.log.event("ingestion.run.not_claimed", run_id=run.run_id, owner=owner)
+            stored = await self.runs.get(run.run_id)
+            if stored is None:
+                raise RunNotFound(f"no ingestion run {run.run_id!r}")
+            return stored
+        run = claimed
         self.log.event("ingestion.run.started", run_id=run.run_id, source=run.source, dry_run=run.dry_run)
+        lease = _Lease()
+        keeper = asyncio.ensure_future(self._keep(run.run_id, owner, lease))
         current = _Pass(run.run_id, write=False)
         try:
             two_passes = run.error_policy is ErrorPolicy.REJECT_ALL and not run.dry_run
-            current = _Pass(run.run_id, write=not run.dry_run and not two_passes)
+            current = self._pass(run, not run.dry_run and not two_passes, writer, lease)
             await self._read(source, current, caller, progress, store_errors=True)
             if two_passes and current.counts.invalid == 0:
                 first = current
-                current = _Pass(run.run_id, write=True)
+                current = self._pass(run, True, writer, lease)
                 current.unknown = first.unknown
                 await self._read(source, current, caller, progress, store_errors=False)
                 current.errors_stored, current.invalid_rows_stored = first.errors_stored, first.invalid_rows_stored
@@ -283,6 +334,8 @@ class IngestFeed:
                             detail=check.detail,
                             alert=True,
                         )
+        except _LeaseLost:
+            return await self._lost(run.run_id, owner)
         except DomainError as error:
             checks, status, reason = [], RunStatus.FAILED, _one_line(error)
         except Exception as error:  # an unreadable feed, a permanent storage error: the run fails, saying why
@@ -290,6 +343,9 @@ class IngestFeed:
             if task is not None and task.cancelling():  # the driver's answer to a cancellation: stopping
                 raise asyncio.CancelledError from error
             checks, status, reason = [], RunStatus.FAILED, f"{type(error).__name__}: {_one_line(error)}"
+        finally:
+            keeper.cancel()
+            keeper.add_done_callback(_collect)
         run = run.but(
             status=status,
             reason=reason,
@@ -297,33 +353,41 @@ class IngestFeed:
             checks=tuple(checks),
             unknown_fields=current.unknown,
             finished_at=self.clock.now(),
+            lease_until=None,
         )
-        await self.runs.save(run)
-        self._report(run)
+        if not await self.runs.finish(run, owner):
+            return await self._lost(run.run_id, owner)
+        report_run(run, self.metrics, self.log)
         return run
 
-    async def abandon(self, run_id: str, reason: str) -> None:
-        """Records that a run stopped before its end (its process is shutting down)."""
-        run = await self.runs.get(run_id)
-        if run is not None and not run.status.finished:
-            run = run.but(status=RunStatus.FAILED, reason=reason, finished_at=self.clock.now())
-            await self.runs.save(run)
-            self._report(run)
+    def _pass(self, run: IngestionRun, write: bool, writer: BatchWriter, lease: _Lease) -> _Pass:
+        return _Pass(run.run_id, write=write, writer=writer, lease=lease)
 
-    def _report(self, run: IngestionRun) -> None:
-        for outcome in ("created", "updated", "unchanged", "invalid"):
-            self.metrics.ingestion_rows(outcome, getattr(run.counts, outcome))
-        self.metrics.ingestion_run(run.status.value, run.duration_seconds or 0.0)
-        self.log.event(
-            "ingestion.run.finished",
-            run_id=run.run_id,
-            status=run.status.value,
-            reason=run.reason,
-            rows=run.counts.rows,
-            rows_per_second=run.rows_per_second,
-            duration_seconds=run.duration_seconds,
-            **{f"count_{name}": value for name, value in run.counts.as_dict().items() if name != "rows"},
-        )
+    async def _keep(self, run_id: str, owner: str, lease: _Lease) -> None:
+        """Renews the lease (with the counts so far) until cancelled, or until the run is not ours."""
+        while True:
+            await asyncio.sleep(self.leases.renew_every)
+            try:
+                held = await self.runs.renew(run_id, owner, self.leases.until(), lease.counts)
+            except Exception as error:  # the database is away: try again next time (the lease has slack)
+                self.log.event("ingestion.lease.renewal_failed", run_id=run_id, error=type(error).__name__)
+                continue
+            if not held:
+                lease.lost = True
+                return
+
+    async def _lost(self, run_id: str, owner: str) -> IngestionRun:
+        """The run was declared interrupted while this process still worked on it (it stalled past
+        its lease): what it wrote stays in the change log; the record stays what the other process made it."""
+        self.log.event("ingestion.run.lease_lost", run_id=run_id, owner=owner, alert=True)
+        stored = await self.runs.get(run_id)
+        if stored is None:
+            raise RunNotFound(f"no ingestion run {run_id!r}")
+        return stored
+
+    async def abandon(self, run_id: str) -> None:
+        """Records that this process's run stopped before its end (the process is shutting down)."""
+        await self.leases.give_up(run_id)
 
     async def _read(
         self, source: FeedSource, state: _Pass, caller: Caller, progress: Progress | None, store_errors: bool
@@ -375,6 +439,8 @@ class IngestFeed:
 
     async def _batch(self, batch: _Batch, state: _Pass, caller: Caller, store_errors: bool) -> set[str]:
         """Plans and writes one batch; the ids of the products it wrote."""
+        if state.lease is not None and state.lease.lost:
+            raise _LeaseLost
         for row in batch.rows:
             for name in unknown_fields(row.fields) if row.fields is not None else ():
                 if name in state.unknown or len(state.unknown) < MAX_UNKNOWN_FIELDS:
@@ -387,7 +453,7 @@ class IngestFeed:
                 plan = await self._plan(batch, state, caller, attempt)
                 if not (state.write and plan.writes):
                     break
-                await self.catalog.write_batch(plan.writes)
+                await (state.writer or self.catalog).write_batch(plan.writes)
                 break
             except (VersionMismatch, ProductConflict):
                 # A SKU or GTIN is taken, or somebody else wrote one of these products meanwhile:
@@ -404,6 +470,8 @@ class IngestFeed:
         for gtin_key in plan.seen_gtins:
             state.seen_gtins.add(gtin_key)
         state.counts = state.counts.plus(plan.counts)
+        if state.lease is not None:
+            state.lease.counts = state.counts
         if store_errors and plan.errors:
             await self.runs.add_errors(state.run_id, state.errors_stored, plan.errors)
             state.errors_stored += len(plan.errors)
@@ -807,5 +875,8 @@ def _raw_digests(after: Product, group: list[_Row], fp: Fingerprint | None) -> d
 
 
 def _one_line(error: BaseException) -> str:
+    """One line for a run's ``reason``: a driver error's message without the server's reply it
+    appends (``…, full error: {…}``, with cluster times and signatures nobody needs to read)."""
     text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return " ".join(str(text).split())[:500]
+    text = str(text).split(", full error:")[0]
+    return " ".join(text.split())[:500]

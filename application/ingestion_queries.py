@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from application.authorization import Authorizer, Caller
 from application.ingestion import RunNotFound
+from application.run_leases import RunLeases
 from domain.errors import ErrorCode, FieldError, ValidationFailed
 from domain.feed_rows import RowError
 from domain.ingestion import IngestionRun
@@ -23,26 +24,31 @@ class ErrorPage:
 
 
 class GetRun:
-    def __init__(self, runs: IngestionRuns, authorizer: Authorizer) -> None:
+    """A run as it stands: one whose process died is reported (and recorded) interrupted, not running."""
+
+    def __init__(self, runs: IngestionRuns, authorizer: Authorizer, leases: RunLeases) -> None:
         self.runs = runs
         self.authorizer = authorizer
+        self.leases = leases
 
     async def __call__(self, run_id: str, caller: Caller) -> IngestionRun:
         await self.authorizer.require(caller, Permission.INGESTION_READ, f"ingestion:{run_id}")
         run = await self.runs.get(run_id)
         if run is None:
             raise RunNotFound(f"no ingestion run {run_id!r}")
-        return run
+        return await self.leases.settle(run)
 
 
 class ListRuns:
-    def __init__(self, runs: IngestionRuns, authorizer: Authorizer) -> None:
+    def __init__(self, runs: IngestionRuns, authorizer: Authorizer, leases: RunLeases) -> None:
         self.runs = runs
         self.authorizer = authorizer
+        self.leases = leases
 
     async def __call__(self, caller: Caller, limit: int = 20) -> list[IngestionRun]:
         await self.authorizer.require(caller, Permission.INGESTION_READ, "ingestion")
-        return await self.runs.recent(max(1, min(limit, MAX_RECENT)))
+        runs = await self.runs.recent(max(1, min(limit, MAX_RECENT)))
+        return [await self.leases.settle(run) for run in runs]
 
 
 class RunErrors:

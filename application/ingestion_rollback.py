@@ -20,8 +20,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from application.authorization import Authorizer, Caller
-from application.ingestion import IngestionLog, NoIngestionLog, RunNotFound
+from application.ingestion import RunNotFound
 from application.metrics import IngestionMetrics, NoIngestionMetrics
+from application.run_leases import IngestionLog, NoIngestionLog, RunLeases
 from domain.errors import Conflict, VersionMismatch
 from domain.history import HistoryEntry, ingestion_source, record_change
 from domain.ingestion import IngestionRun, RunStatus
@@ -89,6 +90,7 @@ class RollbackRun:
         authorizer: Authorizer,
         metrics: IngestionMetrics | None = None,
         log: IngestionLog | None = None,
+        leases: RunLeases | None = None,
     ) -> None:
         self.catalog = catalog
         self.runs = runs
@@ -96,6 +98,7 @@ class RollbackRun:
         self.authorizer = authorizer
         self.metrics: IngestionMetrics = metrics or NoIngestionMetrics()
         self.log: IngestionLog = log or NoIngestionLog()
+        self.leases = leases or RunLeases(runs, catalog, clock, metrics=self.metrics, log=self.log)
 
     async def __call__(self, run_id: str, caller: Caller, force: bool = False) -> IngestionRun:
         resource = f"ingestion:{run_id}"
@@ -107,6 +110,7 @@ class RollbackRun:
         source = ingestion_source(run_id)
         brands = await self._brands(source) if caller.principal.brand_scoped else ()
         await self.authorizer.require(caller, Permission.INGESTION_ROLLBACK, resource, brands)
+        run = await self.leases.settle(run)  # a run whose process died is interrupted: what it wrote can go
         if run.dry_run:
             raise RollbackRefused(f"run {run_id} was a dry run: it changed nothing")
         if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):

@@ -4,6 +4,12 @@ A run is created ``queued``, becomes ``running``, and ends ``succeeded``, ``fail
 error or a failed data-flow check) or ``rejected`` (``reject-all`` met an invalid row); a
 succeeded run may later become ``rolled_back``. Its counts obey two laws the data-flow validation
 checks: rows = valid + invalid, and valid = created + updated + unchanged.
+
+A run that a process has taken on carries that process (``owner``) and a lease (``lease_until``),
+renewed while it works. A process that dies cannot say so: the next process that looks at the run
+finds its lease lapsed (or its owner gone) and records it ``failed`` with reason ``interrupted``;
+what the run wrote stays in its change log, so it can still be rolled back, and the same feed run
+again converges (each batch is all-or-nothing).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from domain.text import parse_plain_text
 
 #: The longest feed name a run keeps (a file name, as the feed's sender gave it).
 MAX_SOURCE_LENGTH = 200
+#: The reason of a run whose process stopped before its end (CONTRACT.md section 6).
+INTERRUPTED = "interrupted"
 
 
 class RunStatus(StrEnum):
@@ -85,6 +93,22 @@ class IngestionRun:
     unknown_fields: dict[str, int] = field(default_factory=dict)
     rolled_back_at: datetime | None = None
     rolled_back_by: str | None = None
+    #: The process executing (or, before it starts, holding) the run: ``host:pid:start``.
+    owner: str | None = None
+    #: Until when the owner's claim holds unless renewed.
+    lease_until: datetime | None = None
+    #: The catalog writer the owner writes batches with: what a dead owner left open is released by it.
+    writer: str | None = None
+
+    def abandoned(self, now: datetime, owner_gone: bool) -> bool:
+        """Unfinished and nobody is working on it: its owner is known to be gone, or stopped renewing
+        its lease. A queued run without an owner waits for a worker; a running one without an owner
+        (recorded before leases existed) has nobody to wait for."""
+        if self.status.finished:
+            return False
+        if self.owner is None:
+            return self.status is RunStatus.RUNNING
+        return owner_gone or self.lease_until is None or self.lease_until <= now
 
     @property
     def validation_passed(self) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from domain.feed_rows import RowError
 from domain.history import HistoryEntry
-from domain.ingestion import IngestionRun
+from domain.ingestion import IngestionRun, RunCounts
 from domain.product import Product
 from domain.search import Facets, Page, SearchFilters, SearchQuery
 
@@ -93,8 +93,39 @@ class ProductWrite:
         return product.product_id
 
 
+class BatchWriter(abc.ABC):
+    """Writes a run's batches. Its ``identity``, recorded with the run, lets another process release
+    what this writer left unfinished if its process dies in the middle of a batch: a transaction the
+    server would otherwise keep open (holding its documents) for a minute (None: nothing can be left)."""
+
+    identity: str | None = None
+
+    @abc.abstractmethod
+    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        """As ``BulkCatalog.write_batch``."""
+
+    async def close(self) -> None:  # noqa: B027 - a hook: most writers hold nothing
+        """Nothing to close by default."""
+
+
+class _CatalogWriter(BatchWriter):
+    def __init__(self, catalog: BulkCatalog) -> None:
+        self.catalog = catalog
+
+    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        await self.catalog.write_batch(writes)
+
+
 class BulkCatalog(abc.ABC):
     """Batch reads and all-or-nothing batch writes: what a feed of any size needs to stay fast."""
+
+    def writer(self) -> BatchWriter:
+        """A writer for one run's batches (by default, the catalog itself: nothing to release)."""
+        return _CatalogWriter(self)
+
+    async def release(self, writer: str) -> None:  # noqa: B027 - a hook: most stores keep nothing open
+        """Ends whatever the writer ``writer`` (an ``identity``) left unfinished; its process is gone.
+        Nothing to do by default."""
 
     @abc.abstractmethod
     async def fingerprints(self, product_ids: Collection[str]) -> dict[str, Fingerprint]:
@@ -130,7 +161,37 @@ class BulkCatalog(abc.ABC):
 
 
 class IngestionRuns(abc.ABC):
-    """Run records and their row errors (pageable, any number of them)."""
+    """Run records and their row errors (pageable, any number of them).
+
+    The lease operations are conditional, so that two processes never both take a run on, a
+    process whose run was declared interrupted cannot overwrite that record, and a run is declared
+    interrupted once only.
+    """
+
+    @abc.abstractmethod
+    async def claim(
+        self, run_id: str, owner: str, lease_until: datetime, writer: str | None, started_at: datetime
+    ) -> IngestionRun | None:
+        """Takes a queued run on (``running``, ``owner``, its lease and writer; ``started_at``
+        unless it has one): the run as claimed, or None when it is not queued, or held by another owner."""
+
+    @abc.abstractmethod
+    async def renew(self, run_id: str, owner: str, lease_until: datetime, counts: RunCounts) -> bool:
+        """Extends ``owner``'s lease and records the counts so far; False when the run is no longer
+        ``owner``'s unfinished run (it was declared interrupted, or finished)."""
+
+    @abc.abstractmethod
+    async def finish(self, run: IngestionRun, owner: str) -> bool:
+        """Stores ``run`` (its end) only while it is still ``owner``'s unfinished run; False otherwise."""
+
+    @abc.abstractmethod
+    async def interrupt(self, run_id: str, owner: str | None, finished_at: datetime) -> IngestionRun | None:
+        """Records an unfinished run held by ``owner`` as ``failed``, reason ``interrupted`` (its lease
+        dropped); the run as recorded, or None when it is finished or held by another owner now."""
+
+    @abc.abstractmethod
+    async def unfinished(self, limit: int) -> list[IngestionRun]:
+        """Up to ``limit`` queued or running runs, oldest first."""
 
     @abc.abstractmethod
     async def add(self, run: IngestionRun) -> None: ...
@@ -153,6 +214,19 @@ class IngestionRuns(abc.ABC):
     @abc.abstractmethod
     async def errors(self, run_id: str, after: int | None, limit: int) -> list[tuple[int, RowError]]:
         """Up to ``limit`` errors with their numbers, in order, after number ``after``."""
+
+
+class Executors(abc.ABC):
+    """What this process can tell of the process that owns a run."""
+
+    @abc.abstractmethod
+    def current(self) -> str:
+        """This process, as a run's ``owner`` names it."""
+
+    @abc.abstractmethod
+    def gone(self, owner: str) -> bool:
+        """True only when ``owner`` has surely stopped (a process of this host that has exited);
+        False when it may be alive, or cannot be told (another host: its lease decides)."""
 
 
 class Clock(abc.ABC):

@@ -26,6 +26,8 @@ from adapters.cache.cached_repository import CachedCatalog
 from adapters.cache.invalidation import ChangeFeedInvalidator
 from adapters.embedded import EmbeddedMongo
 from adapters.files.audit_journal import JournaledAuditLog
+from adapters.files.feed_spool import FeedSpool
+from adapters.host.executors import LocalExecutors
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.memory.abuse import MemoryAbuseTracker
 from adapters.metrics.prometheus import PrometheusMetrics
@@ -52,6 +54,7 @@ from application.ingestion import IngestFeed
 from application.ingestion_queries import GetRun, ListRuns, RunErrors
 from application.ingestion_rollback import RollbackRun
 from application.metrics import CacheMetrics
+from application.run_leases import RunLeases
 from application.stores import ExportStore, GetStoreProfile, PutStoreProfile, StoreCatalog
 from domain.abuse import DEFAULT_CLIENT_AUTH_POLICY, AbusePolicy, AbuseTracker, ClientAuthPolicy
 from domain.audit import AuditLog, RevocationList
@@ -190,6 +193,11 @@ def revocation_list(database: AsyncDatabase[Any], redis: Any, mirror: Revocation
     return durable
 
 
+def feed_spool(settings: Settings, executors: LocalExecutors) -> FeedSpool:
+    """Uploaded feeds wait for their run in the data dir (a local disk), named for their process."""
+    return FeedSpool(settings.data_dir / "spool", executors)
+
+
 def abuse_tracker(redis: Any) -> AbuseTracker:
     return RedisAbuseTracker(redis) if redis is not None else MemoryAbuseTracker()
 
@@ -271,6 +279,18 @@ class Container(containers.DeclarativeContainer):
     audit_log = providers.Resource(audit_log, settings, database.provider)
     ingestion_runs = providers.Singleton(MongoIngestionRuns, database)
     ingestion_log = providers.Singleton(StructlogIngestionLog)
+    executors = providers.Singleton(LocalExecutors)
+    run_leases = providers.Singleton(
+        RunLeases,
+        ingestion_runs,
+        catalog,
+        clock,
+        executors,
+        lease_seconds=settings.provided.run_lease_seconds,
+        metrics=metrics,
+        log=ingestion_log,
+    )
+    feed_spool = providers.Singleton(feed_spool, settings, executors)
     redis = providers.Resource(redis_client, settings)
     revocation_mirror = providers.Resource(
         revocation_mirror, settings, database.provider, mongo_url.provider, mongo_options
@@ -326,13 +346,28 @@ class Container(containers.DeclarativeContainer):
         facets=providers.Factory(GetFacets, catalog, authorizer),
         read_audit=providers.Factory(ReadAudit, audit_log, authorizer),
         ingest=providers.Factory(
-            IngestFeed, catalog, ingestion_runs, clock, sanitizer, authorizer, metrics=metrics, log=ingestion_log
+            IngestFeed,
+            catalog,
+            ingestion_runs,
+            clock,
+            sanitizer,
+            authorizer,
+            metrics=metrics,
+            log=ingestion_log,
+            leases=run_leases,
         ),
         rollback=providers.Factory(
-            RollbackRun, catalog, ingestion_runs, clock, authorizer, metrics=metrics, log=ingestion_log
+            RollbackRun,
+            catalog,
+            ingestion_runs,
+            clock,
+            authorizer,
+            metrics=metrics,
+            log=ingestion_log,
+            leases=run_leases,
         ),
-        get_run=providers.Factory(GetRun, ingestion_runs, authorizer),
-        list_runs=providers.Factory(ListRuns, ingestion_runs, authorizer),
+        get_run=providers.Factory(GetRun, ingestion_runs, authorizer, run_leases),
+        list_runs=providers.Factory(ListRuns, ingestion_runs, authorizer, run_leases),
         run_errors=providers.Factory(RunErrors, ingestion_runs, authorizer),
         put_store=providers.Factory(PutStoreProfile, store_profiles, authorizer),
         get_store=providers.Factory(GetStoreProfile, store_profiles, authorizer),

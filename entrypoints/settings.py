@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "eyewear-catalog-api"
     signing_keys_file: Path | None = None
     access_token_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
+    run_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

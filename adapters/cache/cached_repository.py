@@ -30,7 +30,7 @@ from adapters.cache.backend import CacheStore
 from adapters.cache.single_flight import SingleFlight
 from domain.errors import ProductConflict, ProductNotFound, VersionMismatch
 from domain.history import HistoryEntry
-from domain.ports import BulkCatalog, Fingerprint, ProductHistory, ProductRepository, ProductWrite
+from domain.ports import BatchWriter, BulkCatalog, Fingerprint, ProductHistory, ProductRepository, ProductWrite
 from domain.product import Product
 from domain.search import Facets, Page, SearchFilters, SearchQuery
 
@@ -146,6 +146,12 @@ class CachedCatalog(ProductRepository, ProductHistory, BulkCatalog):
     async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
         if writes:
             await self._write_tags(self._bulk().write_batch(writes), batch_tags(writes))
+
+    def writer(self) -> BatchWriter:
+        return _InvalidatingWriter(self, self._bulk().writer())
+
+    async def release(self, writer: str) -> None:
+        await self._bulk().release(writer)
 
     def entries_from(self, source: str) -> AsyncIterator[HistoryEntry]:
         return self._bulk().entries_from(source)
@@ -270,3 +276,19 @@ class CachedCatalog(ProductRepository, ProductHistory, BulkCatalog):
             logger.warning("cache.entry.undecodable", exc_info=True)
             self.store.metrics.cache_error()
             return _NOTHING
+
+
+class _InvalidatingWriter(BatchWriter):
+    """The inner catalog's writer, each batch invalidating like ``CachedCatalog.write_batch``."""
+
+    def __init__(self, catalog: CachedCatalog, inner: BatchWriter) -> None:
+        self.catalog = catalog
+        self.inner = inner
+        self.identity = inner.identity
+
+    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        if writes:
+            await self.catalog._write_tags(self.inner.write_batch(writes), batch_tags(writes))
+
+    async def close(self) -> None:
+        await self.inner.close()

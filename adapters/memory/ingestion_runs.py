@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from datetime import datetime
 
 from domain.feed_rows import RowError
-from domain.ingestion import IngestionRun
+from domain.ingestion import INTERRUPTED, IngestionRun, RunCounts, RunStatus
 from domain.ports import IngestionRuns
 
 
@@ -25,6 +26,54 @@ class MemoryIngestionRuns(IngestionRuns):
 
     async def get(self, run_id: str) -> IngestionRun | None:
         return self._runs.get(run_id)
+
+    def _held(self, run_id: str, owner: str | None) -> IngestionRun | None:
+        """The run when it is unfinished and held by ``owner``."""
+        run = self._runs.get(run_id)
+        return run if run is not None and not run.status.finished and run.owner == owner else None
+
+    async def claim(
+        self, run_id: str, owner: str, lease_until: datetime, writer: str | None, started_at: datetime
+    ) -> IngestionRun | None:
+        run = self._runs.get(run_id)
+        if run is not None and run.status is RunStatus.RUNNING and run.owner == owner and run.writer == writer:
+            return run  # claimed already by this very claim (a retry)
+        if run is None or run.status is not RunStatus.QUEUED or run.owner not in (None, owner):
+            return None
+        claimed = run.but(
+            status=RunStatus.RUNNING,
+            owner=owner,
+            lease_until=lease_until,
+            writer=writer,
+            started_at=run.started_at or started_at,
+        )
+        self._runs[run_id] = claimed
+        return claimed
+
+    async def renew(self, run_id: str, owner: str, lease_until: datetime, counts: RunCounts) -> bool:
+        run = self._held(run_id, owner)
+        if run is None:
+            return False
+        self._runs[run_id] = run.but(lease_until=lease_until, counts=counts)
+        return True
+
+    async def finish(self, run: IngestionRun, owner: str) -> bool:
+        if self._held(run.run_id, owner) is None:
+            return self._runs.get(run.run_id) == run  # stored already by this very finish (a retry)
+        self._runs[run.run_id] = run
+        return True
+
+    async def interrupt(self, run_id: str, owner: str | None, finished_at: datetime) -> IngestionRun | None:
+        run = self._held(run_id, owner)
+        if run is None:
+            return None
+        interrupted = run.but(status=RunStatus.FAILED, reason=INTERRUPTED, finished_at=finished_at, lease_until=None)
+        self._runs[run_id] = interrupted
+        return interrupted
+
+    async def unfinished(self, limit: int) -> list[IngestionRun]:
+        waiting = [run for run in self._runs.values() if not run.status.finished]
+        return sorted(waiting, key=lambda run: (run.created_at, run.run_id))[: max(limit, 0)]
 
     async def recent(self, limit: int) -> list[IngestionRun]:
         newest = sorted(self._runs.values(), key=lambda run: (run.created_at, run.run_id), reverse=True)

@@ -11,9 +11,11 @@ retried batch apply once at most.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from typing import Any
 
+from bson.binary import Binary
 from pymongo import ASCENDING, DeleteMany, DeleteOne, InsertOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, PyMongoError
@@ -25,7 +27,7 @@ from adapters.mongo.retries import RetryPolicy
 from domain.conflicts import gtin_taken, sku_taken
 from domain.errors import VersionMismatch
 from domain.history import HistoryEntry
-from domain.ports import BulkCatalog, Fingerprint, ProductWrite
+from domain.ports import BatchWriter, BulkCatalog, Fingerprint, ProductWrite
 from domain.product import Product
 
 #: Values per ``$in`` query.
@@ -190,7 +192,23 @@ class MongoBulkWrites(BulkCatalog):
                     await cursor.close()
 
     # Writes.
+    def writer(self) -> BatchWriter:
+        return MongoBatchWriter(self)
+
+    async def release(self, writer: str) -> None:
+        """Kills the writer's session: the server aborts the transaction a dead process left open (it
+        would otherwise hold its documents until the transaction lifetime, 60 s, runs out). A
+        session the server does not know (ended, expired) is no error."""
+        try:
+            session_id = {"id": Binary.from_uuid(uuid.UUID(hex=writer))}
+        except ValueError:
+            return  # not a session id of ours: nothing of it can be open
+        await self.retry.call(self.client.admin.command, "killSessions", [session_id])
+
     async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        await self._write_batch(writes, None)
+
+    async def _write_batch(self, writes: Sequence[ProductWrite], session: AsyncClientSession | None) -> None:
         if not writes:
             return
         operations = [_product_operation(write) for write in writes]
@@ -222,7 +240,7 @@ class MongoBulkWrites(BulkCatalog):
                     raise _HistoryClash(entry) from None
 
         try:
-            await self.retry.transaction(self.client, work)
+            await self.retry.transaction(self.client, work, session)
         except _Stale:
             raise await self._stale(writes) from None
         except _HistoryClash as clash:
@@ -270,3 +288,20 @@ class MongoBulkWrites(BulkCatalog):
             raw = await self.products.find_one({attribute: value}, {"_id": 1})
             owner = raw["_id"] if raw else None
         return sku_taken(value, owner) if attribute == "skus" else gtin_taken(value, owner)
+
+
+class MongoBatchWriter(BatchWriter):
+    """One run's batches, each a transaction on one explicit session held for the run: its id (the
+    ``identity``) is recorded with the run before the first batch, so that another process can kill
+    the session (``release``) if this one dies with a transaction open."""
+
+    def __init__(self, catalog: MongoBulkWrites) -> None:
+        self.catalog = catalog
+        self.session: AsyncClientSession = catalog.client.start_session()
+        self.identity = self.session.session_id["id"].as_uuid().hex
+
+    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+        await self.catalog._write_batch(writes, self.session)
+
+    async def close(self) -> None:
+        await self.session.end_session()

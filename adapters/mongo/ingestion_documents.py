@@ -1,7 +1,11 @@
 """Beanie documents of ingestion runs and their row errors (the stored shape, apart from the domain).
 
 A run document carries a constant ``kind`` so that "the newest runs" leads with an equality on an
-index (``{kind, created_at, _id}``), which SecantusDB's planner needs to avoid a collection scan.
+index (``{kind, created_at, _id}``), which SecantusDB's planner needs to avoid a collection scan;
+likewise ``finished`` (derived from the status) lets "the unfinished runs" be one equality, and
+``holder`` (``<status>:<owner>`` while unfinished, else null) lets every conditional write of a run's
+lease be ``{_id, holder}``: SecantusDB's planner takes an index only when its leading fields are
+exactly the filter's, so each write is an equality on the ``by_holder`` index.
 Errors are one document per error, unique by ``{run_id, seq}``: storing a page twice keeps one,
 and any page of them is an index range.
 """
@@ -68,6 +72,11 @@ class IngestionRunFields(BaseModel):
     unknown_fields: list[UnknownFieldFields]
     rolled_back_at: datetime | None = None
     rolled_back_by: str | None = None
+    finished: bool = False
+    holder: str | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
+    writer: str | None = None
 
 
 class IngestionRunDocument(IngestionRunFields, Document):  # type: ignore[misc]
@@ -78,6 +87,11 @@ class IngestionRunDocument(IngestionRunFields, Document):  # type: ignore[misc]
         keep_nulls = True
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("kind", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
+            IndexModel(
+                [("kind", ASCENDING), ("finished", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+                name="unfinished_oldest_first",
+            ),
+            IndexModel([("_id", ASCENDING), ("holder", ASCENDING)], name="by_holder"),
         ]
 
 

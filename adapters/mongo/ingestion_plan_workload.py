@@ -17,7 +17,7 @@ from adapters.mongo.product_repository import MongoCatalog
 from domain.errors import DomainError
 from domain.feed_rows import RowError
 from domain.history import ingestion_source, record_change
-from domain.ingestion import ErrorPolicy, IngestionRun, RunStatus
+from domain.ingestion import ErrorPolicy, IngestionRun, RunCounts, RunStatus
 from domain.parsing import parse_product_payload
 from domain.ports import ProductWrite
 from domain.product import Product
@@ -94,6 +94,17 @@ async def drive_runs(database: AsyncDatabase[Any]) -> None:
         await runs.save(run.but(status=RunStatus.SUCCEEDED, finished_at=T0 + timedelta(seconds=i)))
     await runs.get("plan-run-0")
     await runs.recent(2)
+    # A run's lease: claimed, renewed, finished; another one interrupted; the unfinished ones swept.
+    lease = T0 + timedelta(seconds=30)
+    for run_id in ("plan-lease-0", "plan-lease-1"):
+        await runs.add(IngestionRun(run_id, RunStatus.QUEUED, False, ErrorPolicy.SKIP_INVALID, "f.jsonl", "plan", T0))
+        await runs.claim(run_id, "plan-host:1:1", lease, "0" * 32, T0)
+    await runs.unfinished(10)
+    await runs.renew("plan-lease-0", "plan-host:1:1", lease, RunCounts())
+    claimed = await runs.get("plan-lease-0")
+    if claimed is not None:
+        await runs.finish(claimed.but(status=RunStatus.SUCCEEDED, finished_at=lease), "plan-host:1:1")
+    await runs.interrupt("plan-lease-1", "plan-host:1:1", lease)
     errors = [RowError(line, None, "price", "invalid_value", "x") for line in range(2, 6)]
     await runs.add_errors("plan-run-0", 0, errors)
     await runs.add_errors("plan-run-0", 0, errors)  # a retried page: duplicates dropped

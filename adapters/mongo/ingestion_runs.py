@@ -8,6 +8,7 @@ what a retried insert finds, and is dropped).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -22,11 +23,12 @@ from adapters.mongo.ingestion_documents import (
 )
 from adapters.mongo.retries import DEFAULT_RETRY, RetryPolicy
 from domain.feed_rows import RowError
-from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus
+from domain.ingestion import INTERRUPTED, Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus
 from domain.ports import IngestionRuns
 
 DUPLICATE_KEY = 11000
 _NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+_OLDEST_FIRST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 
 
 def run_to_bson(run: IngestionRun) -> dict[str, Any]:
@@ -48,9 +50,19 @@ def run_to_bson(run: IngestionRun) -> dict[str, Any]:
             "unknown_fields": [{"name": name, "rows": rows} for name, rows in sorted(run.unknown_fields.items())],
             "rolled_back_at": run.rolled_back_at,
             "rolled_back_by": run.rolled_back_by,
+            "finished": run.status.finished,
+            "holder": holder_of(run.status, run.owner),
+            "owner": run.owner,
+            "lease_until": run.lease_until,
+            "writer": run.writer,
         }
     )
     return record.model_dump(by_alias=True)
+
+
+def holder_of(status: RunStatus, owner: str | None) -> str | None:
+    """Who may change an unfinished run, and in which state it is (None once it is finished)."""
+    return None if status.finished else f"{status.value}:{owner or ''}"
 
 
 def run_from_bson(raw: dict[str, Any]) -> IngestionRun:
@@ -71,6 +83,9 @@ def run_from_bson(raw: dict[str, Any]) -> IngestionRun:
         unknown_fields={field.name: field.rows for field in record.unknown_fields},
         rolled_back_at=record.rolled_back_at,
         rolled_back_by=record.rolled_back_by,
+        owner=record.owner,
+        lease_until=record.lease_until,
+        writer=record.writer,
     )
 
 
@@ -110,6 +125,63 @@ class MongoIngestionRuns(IngestionRuns):
     async def get(self, run_id: str) -> IngestionRun | None:
         raw = await self.retry.call(self.runs.find_one, {"_id": run_id})
         return run_from_bson(raw) if raw else None
+
+    async def claim(
+        self, run_id: str, owner: str, lease_until: datetime, writer: str | None, started_at: datetime
+    ) -> IngestionRun | None:
+        """Read, then a write conditional on the holder read. A retried claim finds its own first
+        attempt (running, this owner and writer): the same answer."""
+        run = await self.get(run_id)
+        if run is None:
+            return None
+        if run.status is RunStatus.RUNNING and run.owner == owner and run.writer == writer:
+            return run
+        if run.status is not RunStatus.QUEUED or run.owner not in (None, owner):
+            return None
+        claimed = run.but(
+            status=RunStatus.RUNNING, owner=owner, lease_until=lease_until, writer=writer, started_at=started_at
+        )
+        if await self._change(run_id, holder_of(run.status, run.owner), claimed):
+            return claimed
+        now = await self.get(run_id)  # somebody else claimed it first, or this is a retried attempt
+        return now if now is not None and now.owner == owner and now.writer == writer else None
+
+    async def _change(self, run_id: str, holder: str | None, changed: IngestionRun) -> bool:
+        """Stores ``changed`` if the run is still held as ``holder``."""
+        held = {"_id": run_id, "holder": holder}
+        result = await self.retry.call(self.runs.replace_one, held, run_to_bson(changed))
+        return bool(result.matched_count)
+
+    async def renew(self, run_id: str, owner: str, lease_until: datetime, counts: RunCounts) -> bool:
+        held = {"_id": run_id, "holder": holder_of(RunStatus.RUNNING, owner)}
+        changes = {"lease_until": lease_until, "counts": counts.as_dict()}
+        result = await self.retry.call(self.runs.update_one, held, {"$set": changes})
+        return bool(result.matched_count)
+
+    async def finish(self, run: IngestionRun, owner: str) -> bool:
+        """A retried finish finds its first attempt stored: the same answer."""
+        if await self._change(run.run_id, holder_of(RunStatus.RUNNING, owner), run):
+            return True
+        return await self.get(run.run_id) == run
+
+    async def interrupt(self, run_id: str, owner: str | None, finished_at: datetime) -> IngestionRun | None:
+        run = await self.get(run_id)
+        if run is None or run.status.finished or run.owner != owner:
+            return None
+        interrupted = run.but(status=RunStatus.FAILED, reason=INTERRUPTED, finished_at=finished_at, lease_until=None)
+        if await self._change(run_id, holder_of(run.status, owner), interrupted):
+            return interrupted
+        return None
+
+    async def unfinished(self, limit: int) -> list[IngestionRun]:
+        if limit <= 0:
+            return []
+
+        async def attempt() -> list[dict[str, Any]]:
+            query = {"kind": "run", "finished": False}
+            return await self.runs.find(query).sort(_OLDEST_FIRST).limit(limit).to_list()
+
+        return [run_from_bson(raw) for raw in await self.retry.call(attempt)]
 
     async def recent(self, limit: int) -> list[IngestionRun]:
         if limit <= 0:

@@ -12,7 +12,10 @@ from beanie import Document, init_beanie
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo.documents import DOCUMENT_MODELS
+from adapters.mongo.ingestion_documents import IngestionRunDocument
+from adapters.mongo.ingestion_runs import holder_of
 from adapters.mongo.schema import validator_for
+from domain.ingestion import RunStatus
 
 
 async def _ensure_collection(database: AsyncDatabase[Any], model: type[Document]) -> list[str]:
@@ -50,13 +53,25 @@ async def _ensure_indexes(database: AsyncDatabase[Any], model: type[Document]) -
     return changes
 
 
+async def _backfill_run_leases(database: AsyncDatabase[Any]) -> list[str]:
+    """Runs recorded before leases get the fields their queries need (``finished``, ``holder``); a
+    run left ``running`` then has no owner, and is recorded interrupted by the next process that looks."""
+    runs = database[IngestionRunDocument.Settings.name]
+    changed = 0
+    for status in RunStatus:
+        legacy = {"kind": "run", "status": status.value, "finished": {"$exists": False}}
+        fields = {"finished": status.finished, "holder": holder_of(status, None)}
+        changed += (await runs.update_many(legacy, {"$set": fields})).modified_count
+    return [f"recorded the lease fields of {changed} earlier ingestion run(s)"] if changed else []
+
+
 async def migrate(database: AsyncDatabase[Any]) -> list[str]:
     """Brings the database to the shape the code expects; returns what it changed."""
     changes: list[str] = []
     for model in DOCUMENT_MODELS:
         changes += await _ensure_collection(database, model)
         changes += await _ensure_indexes(database, model)
-    return changes
+    return changes + await _backfill_run_leases(database)
 
 
 async def bind_documents(database: AsyncDatabase[Any]) -> None:

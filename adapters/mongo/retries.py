@@ -71,22 +71,33 @@ class RetryPolicy:
         """``operation(*args, **kwargs)``, tried again on transient errors."""
         return await self._caller().on(is_transient)(operation, *args, **kwargs)
 
-    async def transaction(self, client: Any, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        """``work`` in one multi-document transaction, committed once; retried as a whole when transient."""
+    async def transaction(
+        self, client: Any, work: Callable[[AsyncClientSession], Awaitable[T]], session: AsyncClientSession | None = None
+    ) -> T:
+        """``work`` in one multi-document transaction, committed once; retried as a whole when transient.
+
+        On ``session`` when given (a writer's, held across its transactions), else on a new one."""
+        if session is not None:
+            return await self.call(self._in_transaction, session, work)
         return await self.call(self._transaction_once, client, work)
 
     async def _transaction_once(self, client: Any, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         async with client.start_session() as session:
-            await session.start_transaction()
-            try:
-                result = await work(session)
-            except BaseException:
-                if session.in_transaction:
-                    with contextlib.suppress(PyMongoError):
-                        await session.abort_transaction()
-                raise
-            await self._caller().on(_unknown_commit)(session.commit_transaction)
-            return result
+            return await self._in_transaction(session, work)
+
+    async def _in_transaction(
+        self, session: AsyncClientSession, work: Callable[[AsyncClientSession], Awaitable[T]]
+    ) -> T:
+        await session.start_transaction()
+        try:
+            result = await work(session)
+        except BaseException:
+            if session.in_transaction:
+                with contextlib.suppress(PyMongoError):
+                    await session.abort_transaction()
+            raise
+        await self._caller().on(_unknown_commit)(session.commit_transaction)
+        return result
 
 
 DEFAULT_RETRY = RetryPolicy()

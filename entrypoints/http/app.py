@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from entrypoints.http.database_outage import install_database_outage
 from entrypoints.http.metrics_middleware import RequestTelemetryMiddleware
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
+from entrypoints.run_reaper import run_reaper
 
 log = structlog.get_logger(__name__)
 StartupHook = Callable[[Container], Awaitable[None]]
@@ -46,6 +48,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.init_resources()  # type: ignore[misc]
+        stack = contextlib.AsyncExitStack()
         try:
             # Idempotent, so a server never runs on a catalog without its validators and indexes.
             changes = await migrate(await resolve(container.database))
@@ -56,6 +59,9 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
             app.state.metrics = await resolve(container.metrics)
             app.state.oauth = await resolve(container.oauth_server)
             app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe(container)}
+            app.state.spool = await resolve(container.feed_spool)
+            reaper = run_reaper(await resolve(container.run_leases), app.state.spool)
+            await stack.enter_async_context(reaper)  # what a killed predecessor left is settled first
             # The embedded server's supervisor, when it is behind our URL: known outages answer 503 at once.
             app.state.database_watch = serving(await resolve(container.mongo_url))
             if on_startup is not None:
@@ -63,6 +69,7 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
             yield
         finally:
             await ingestions.stop_background_runs(app)
+            await stack.aclose()
             await container.shutdown_resources()  # type: ignore[misc]
 
     app = FastAPI(

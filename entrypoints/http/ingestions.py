@@ -1,7 +1,9 @@
 """Ingestion routes (CONTRACT.md 4.4): a feed in the body, the run in the background.
 
-The body is streamed to a temporary file (never held in memory) after the caller is authorized;
-the run is then executed by a background task that owns the file and deletes it when done.
+The caller is authorized before a byte of the body is read; the body is then streamed to a file
+in the data dir's spool (never held in memory), the run recorded, and executed by a background
+task that owns the file and deletes it when done. A killed process leaves its files to the next
+sweep (``FeedSpool``) and its runs to the next process that looks at them (``RunLeases``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from adapters.feeds.readers import FeedFile, format_for
+from adapters.files.feed_spool import FeedSpool
 from application.authorization import Caller
 from domain.feed_rows import row_error_to_dict
 from domain.ingestion import ErrorPolicy, IngestionRun, run_report
@@ -57,9 +59,9 @@ def _suffix(request: Request) -> str:
     return suffix
 
 
-async def _spool(request: Request, suffix: str) -> Path:
-    handle, name = tempfile.mkstemp(prefix="eyewear-feed-", suffix=suffix)
-    path = Path(name)
+async def _spool(request: Request, run_id: str, suffix: str) -> Path:
+    spool: FeedSpool = request.app.state.spool
+    handle, path = spool.create(run_id, suffix)
     try:
         with os.fdopen(handle, "wb") as out:
             async for chunk in request.stream():
@@ -89,7 +91,7 @@ async def _execute(
             await cases.ingest.execute(run, feed, caller)
     except asyncio.CancelledError:
         stopping.set()
-        await cases.ingest.abandon(run.run_id, "interrupted: the server stopped")
+        await cases.ingest.abandon(run.run_id)
         raise
     except Exception:  # execute() turns data and storage problems into a failed run; this is a bug
         log.exception("ingestion.run.crashed", run_id=run.run_id)
@@ -120,8 +122,13 @@ async def start_ingestion(
 ) -> JSONResponse:
     suffix = _suffix(request)
     source_name = request.headers.get("x-feed-name", "").strip() or f"upload{suffix}"
-    run = await cases.ingest.start(source_name, caller, dry_run, error_policy, source_field="X-Feed-Name")
-    path = await _spool(request, suffix)
+    run = await cases.ingest.admit(source_name, caller, dry_run, error_policy, source_field="X-Feed-Name")
+    path = await _spool(request, run.run_id, suffix)
+    try:
+        run = await cases.ingest.enqueue(run)
+    except BaseException:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
     stopping = asyncio.Event()
     task = asyncio.create_task(_execute(cases, run, path, source_name, caller, stopping))
     tasks = _background(request)

@@ -110,3 +110,73 @@ async def test_row_errors_without_sku_or_field(runs: Any) -> None:
         (11, row_error(8, sku=None)),
         (12, row_error(9, field=None)),
     ]
+
+
+# Leases: conditional on who holds the run, so two processes never both work on one.
+OWNER, OTHER = "host-a:101:5", "host-b:202:7"
+LEASE = T0 + timedelta(seconds=30)
+
+
+async def test_a_queued_run_is_claimed_once_and_then_only_its_owner_renews_and_finishes_it(runs: Any) -> None:
+    await runs.add(run(owner=OWNER, lease_until=T0))
+    claimed = await runs.claim("run-1", OWNER, LEASE, "writer-1", T0 + timedelta(seconds=1))
+    assert claimed is not None and claimed == await runs.get("run-1")
+    assert (claimed.status, claimed.owner, claimed.lease_until, claimed.writer) == (
+        RunStatus.RUNNING,
+        OWNER,
+        LEASE,
+        "writer-1",
+    )
+    assert claimed.started_at == T0 + timedelta(seconds=1)
+    assert await runs.claim("run-1", OTHER, LEASE, "writer-2", T0) is None  # taken
+    assert await runs.claim("run-1", OWNER, LEASE, "writer-1", T0) == claimed  # a retried claim: the same answer
+    counts = RunCounts(rows=500, valid=500, created=500, products_created=100)
+    assert await runs.renew("run-1", OWNER, LEASE + timedelta(seconds=30), counts)
+    assert not await runs.renew("run-1", OTHER, LEASE, RunCounts())
+    renewed = await runs.get("run-1")
+    assert (renewed.lease_until, renewed.counts) == (LEASE + timedelta(seconds=30), counts)
+    done = renewed.but(status=RunStatus.SUCCEEDED, finished_at=LEASE, lease_until=None)
+    assert not await runs.finish(done, OTHER)
+    assert await runs.finish(done, OWNER)
+    assert await runs.finish(done, OWNER)  # a retried finish finds itself stored
+    assert await runs.get("run-1") == done
+    assert not await runs.renew("run-1", OWNER, LEASE, counts)  # finished: nothing to renew
+    assert await runs.interrupt("run-1", OWNER, LEASE) is None
+    assert await runs.unfinished(10) == []
+
+
+async def test_a_queued_run_without_an_owner_is_claimed_by_whoever_comes_first(runs: Any) -> None:
+    await runs.add(run())
+    assert await runs.unfinished(10) == [run()]
+    assert (await runs.claim("run-1", OTHER, LEASE, None, T0)).owner == OTHER
+    assert await runs.claim("run-1", OWNER, LEASE, None, T0) is None
+    assert await runs.claim("missing", OWNER, LEASE, None, T0) is None
+
+
+async def test_an_interrupted_run_is_failed_once_and_its_owner_can_no_longer_store_it(runs: Any) -> None:
+    await runs.add(run(owner=OWNER))
+    claimed = await runs.claim("run-1", OWNER, LEASE, "w", T0)
+    assert await runs.interrupt("run-1", OTHER, LEASE) is None  # not the holder named
+    interrupted = await runs.interrupt("run-1", OWNER, LEASE)
+    assert interrupted == claimed.but(
+        status=RunStatus.FAILED, reason="interrupted", finished_at=LEASE, lease_until=None
+    )
+    assert await runs.get("run-1") == interrupted
+    assert await runs.interrupt("run-1", OWNER, LEASE) is None  # once only
+    assert not await runs.renew("run-1", OWNER, LEASE, RunCounts())
+    assert not await runs.finish(claimed.but(status=RunStatus.SUCCEEDED, finished_at=LEASE), OWNER)
+    assert await runs.get("run-1") == interrupted
+
+
+async def test_unfinished_runs_are_listed_oldest_first(runs: Any) -> None:
+    for n in (3, 1, 2):
+        await runs.add(run(f"run-{n}", created_at=T0 + timedelta(seconds=n), owner=OWNER))
+    await runs.save(run("run-9", status=RunStatus.SUCCEEDED))
+    await runs.claim("run-2", OWNER, LEASE, None, T0)
+    listed = await runs.unfinished(10)
+    assert [r.run_id for r in listed] == ["run-1", "run-2", "run-3"]
+    assert [r.status for r in listed] == [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.QUEUED]
+    assert [r.run_id for r in await runs.unfinished(2)] == ["run-1", "run-2"]
+    assert await runs.unfinished(0) == []
+    queued = await runs.interrupt("run-3", OWNER, LEASE)  # a queued run of a dead process is interrupted too
+    assert queued is not None and queued.status is RunStatus.FAILED

@@ -18,6 +18,7 @@ from application.catalog_commands import PatchVariant
 from application.ingestion import IngestFeed, RunNotFound
 from application.ingestion_queries import GetRun, ListRuns, RunErrors
 from application.ingestion_rollback import RollbackRefused, RollbackRun
+from application.run_leases import RunLeases
 from domain.errors import AccessDenied, ValidationFailed
 from domain.ingestion import ErrorPolicy, RunStatus
 from domain.ports import Fingerprint, ProductWrite
@@ -199,11 +200,12 @@ async def test_run_queries_page_errors_and_list_newest_first(world: dict[str, An
     for _ in range(3):
         world["clock"].advance(seconds=1)
         runs.append(await ingest(world)(ListFeed(bad), ADMIN))
-    assert [r.run_id for r in await ListRuns(world["runs"], world["authorizer"])(ADMIN, 2)] == [
+    leases = RunLeases(world["runs"], world["catalog"], world["clock"])
+    assert [r.run_id for r in await ListRuns(world["runs"], world["authorizer"], leases)(ADMIN, 2)] == [
         runs[2].run_id,
         runs[1].run_id,
     ]
-    assert (await GetRun(world["runs"], world["authorizer"])(runs[0].run_id, ADMIN)).counts.invalid == len(bad)
+    assert (await GetRun(world["runs"], world["authorizer"], leases)(runs[0].run_id, ADMIN)).counts.invalid == len(bad)
     read = RunErrors(world["runs"], world["authorizer"])
     import application.ingestion_queries as queries
 

@@ -1,0 +1,1 @@
+"""Adapters that ask this machine itself (its processes)."""

@@ -1,0 +1,140 @@
+"""Leases of ingestion runs: who works on a run, and what becomes of a run nobody works on.
+
+A process that takes a run on records itself as its ``owner`` with a lease (``lease_seconds``,
+``EYEWEAR_RUN_LEASE_SECONDS``), renews the lease while it works, and stores the run's end only
+while it still holds it. A process that dies cannot say so; so every process that looks at an
+unfinished run (reads it, lists it, rolls it back, starts a run, or sweeps them all) checks it:
+when its lease lapsed, or its owner is known to be gone (a process of this host that exited), the
+run is recorded ``failed`` with reason ``interrupted``, once, by whichever process gets there
+first. Before that, whatever the dead writer left open is released (a transaction that would hold
+its products for a minute), so the same feed run again converges at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from application.metrics import IngestionMetrics, NoIngestionMetrics
+from domain.ingestion import IngestionRun
+from domain.ports import BulkCatalog, Clock, Executors, IngestionRuns
+
+DEFAULT_LEASE_SECONDS = 30.0
+#: Unfinished runs looked at by one sweep (there are rarely more than a few).
+SWEEP_LIMIT = 100
+
+
+class IngestionLog(Protocol):
+    """Where a run tells operators what happened (``ingestion.run.finished``, alerts)."""
+
+    def event(self, name: str, **fields: Any) -> None: ...
+
+
+class NoIngestionLog:
+    def event(self, name: str, **fields: Any) -> None:
+        return None
+
+
+def report_run(run: IngestionRun, metrics: IngestionMetrics, log: IngestionLog) -> None:
+    """The metrics and the log line of a run that ended, however it ended."""
+    for outcome in ("created", "updated", "unchanged", "invalid"):
+        metrics.ingestion_rows(outcome, getattr(run.counts, outcome))
+    metrics.ingestion_run(run.status.value, run.duration_seconds or 0.0)
+    log.event(
+        "ingestion.run.finished",
+        run_id=run.run_id,
+        status=run.status.value,
+        reason=run.reason,
+        rows=run.counts.rows,
+        rows_per_second=run.rows_per_second,
+        duration_seconds=run.duration_seconds,
+        **{f"count_{name}": value for name, value in run.counts.as_dict().items() if name != "rows"},
+    )
+
+
+class SingleProcess(Executors):
+    """The executors of a catalog only this process uses (the memory twins): nobody else is gone."""
+
+    def current(self) -> str:
+        return "this-process"
+
+    def gone(self, owner: str) -> bool:
+        return False
+
+
+class RunLeases:
+    def __init__(
+        self,
+        runs: IngestionRuns,
+        catalog: BulkCatalog,
+        clock: Clock,
+        executors: Executors | None = None,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        metrics: IngestionMetrics | None = None,
+        log: IngestionLog | None = None,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.runs = runs
+        self.catalog = catalog
+        self.clock = clock
+        self.executors: Executors = executors or SingleProcess()
+        self.lease = timedelta(seconds=lease_seconds)
+        self.metrics: IngestionMetrics = metrics or NoIngestionMetrics()
+        self.log: IngestionLog = log or NoIngestionLog()
+
+    @property
+    def owner(self) -> str:
+        return self.executors.current()
+
+    @property
+    def renew_every(self) -> float:
+        """Seconds between renewals: three chances before the lease runs out, and counts at most
+        five seconds old in the record of a run that is interrupted."""
+        return min(self.lease.total_seconds() / 3, 5.0)
+
+    def until(self) -> datetime:
+        return self.clock.now() + self.lease
+
+    def abandoned(self, run: IngestionRun) -> bool:
+        gone = run.owner is not None and self.executors.gone(run.owner)
+        return run.abandoned(self.clock.now(), gone)
+
+    async def settle(self, run: IngestionRun) -> IngestionRun:
+        """The run as it stands: recorded interrupted first when nobody works on it any more."""
+        if not self.abandoned(run):
+            return run
+        if run.writer is not None:
+            try:
+                await self.catalog.release(run.writer)
+            except Exception as error:  # the run is still interrupted; a re-run may wait for the server
+                self.log.event("ingestion.run.release_failed", run_id=run.run_id, error=type(error).__name__)
+        interrupted = await self.runs.interrupt(run.run_id, run.owner, self.clock.now())
+        if interrupted is None:  # another process settled it, or its owner finished after all
+            return await self.runs.get(run.run_id) or run
+        self.log.event(
+            "ingestion.run.interrupted",
+            run_id=run.run_id,
+            owner=run.owner,
+            lease_until=run.lease_until.isoformat() if run.lease_until else None,
+            rows=run.counts.rows,
+            alert=True,
+        )
+        report_run(interrupted, self.metrics, self.log)
+        return interrupted
+
+    async def settle_all(self) -> list[IngestionRun]:
+        """Every unfinished run nobody works on, recorded interrupted; the ones this call settled."""
+        settled: list[IngestionRun] = []
+        for run in await self.runs.unfinished(SWEEP_LIMIT):
+            if self.abandoned(run):
+                settled.append(await self.settle(run))
+        return settled
+
+    async def give_up(self, run_id: str) -> IngestionRun | None:
+        """This process stops working on its run before the end (it is shutting down)."""
+        interrupted = await self.runs.interrupt(run_id, self.owner, self.clock.now())
+        if interrupted is not None:
+            report_run(interrupted, self.metrics, self.log)
+        return interrupted
