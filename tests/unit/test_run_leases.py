@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -187,3 +188,24 @@ def test_renewals_leave_three_chances_and_counts_at_most_five_seconds_old() -> N
         5.0,
         5.0,
     ]
+
+
+async def test_the_reaper_settles_at_start_and_survives_a_failing_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    from entrypoints import run_reaper
+
+    world = World(lease_seconds=0.3)
+    run_id, _ = await a_run_left_running(world, DEAD)
+    world.stop(DEAD)
+    async with run_reaper.run_reaper(world.process(ALIVE), None):
+        stored = await world.runs.get(run_id)
+        assert stored is not None and stored.reason == INTERRUPTED  # swept before the server serves
+
+    class Broken(MemoryIngestionRuns):
+        async def unfinished(self, limit: int) -> list[Any]:
+            raise ConnectionError("the database is away")
+
+    broken = RunLeases(Broken(), world.catalog, world.clock, lease_seconds=0.02)
+    monkeypatch.setattr(run_reaper, "MAX_PAUSE", 0.01)
+    async with run_reaper.run_reaper(broken, None):
+        await asyncio.sleep(0.05)  # several sweeps fail; none escapes
+    assert run_reaper.pause_for(world.process(ALIVE)) == 0.01
