@@ -21,8 +21,8 @@ from domain.history import API_SOURCE, record_change
 from domain.identifiers import normalise_sku
 from domain.money import Money, parse_amount, parse_currency
 from domain.parsing import parse_product_payload, refuse_threats
-from domain.ports import Clock, ProductRepository
-from domain.product import Product
+from domain.ports import BrandNames, Clock, ProductRepository
+from domain.product import Product, ProductDraft
 from domain.rbac import Permission
 from domain.sanitising import HtmlSanitizer
 
@@ -48,18 +48,32 @@ def _locate_conflicts(error: ProductConflict, payload: Mapping[str, Any]) -> Pro
     return ProductConflict(error.message, tuple(located))
 
 
+async def _canonical_brand(brands: BrandNames | None, draft: ProductDraft) -> ProductDraft:
+    """The draft with its brand's canonical spelling (``Nordvik`` for a ``nordvik`` written later)."""
+    if brands is None:
+        return draft
+    name = (await brands.canonical([draft.brand]))[draft.brand]
+    return draft if name == draft.brand else dataclasses.replace(draft, brand=name)
+
+
 class CreateProduct:
     def __init__(
-        self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer, authorizer: Authorizer
+        self,
+        products: ProductRepository,
+        clock: Clock,
+        sanitizer: HtmlSanitizer,
+        authorizer: Authorizer,
+        brands: BrandNames | None = None,
     ) -> None:
         self.products = products
         self.clock = clock
         self.sanitizer = sanitizer
         self.authorizer = authorizer
+        self.brands = brands
 
     async def __call__(self, payload: Mapping[str, Any], caller: Caller, source: str = API_SOURCE) -> Product:
         await self.authorizer.precheck(caller, Permission.PRODUCT_WRITE, "product")
-        draft = parse_product_payload(payload, self.sanitizer)
+        draft = await _canonical_brand(self.brands, parse_product_payload(payload, self.sanitizer))
         await self.authorizer.require(caller, Permission.PRODUCT_WRITE, f"product:{draft.product_id}", (draft.brand,))
         product = Product.create(draft, self.clock.now())
         try:
@@ -71,12 +85,18 @@ class CreateProduct:
 
 class ReplaceProduct:
     def __init__(
-        self, products: ProductRepository, clock: Clock, sanitizer: HtmlSanitizer, authorizer: Authorizer
+        self,
+        products: ProductRepository,
+        clock: Clock,
+        sanitizer: HtmlSanitizer,
+        authorizer: Authorizer,
+        brands: BrandNames | None = None,
     ) -> None:
         self.products = products
         self.clock = clock
         self.sanitizer = sanitizer
         self.authorizer = authorizer
+        self.brands = brands
 
     async def __call__(
         self, product_id: str, payload: Mapping[str, Any], expected_version: int, caller: Caller
@@ -94,6 +114,7 @@ class ReplaceProduct:
             raise ValidationFailed(message, (FieldError("style_id", ErrorCode.INVALID_VALUE, message),))
         if current.version != expected_version:
             raise VersionMismatch(product_id, expected_version, current.version)
+        draft = await _canonical_brand(self.brands, draft)
         if draft == current.draft:
             return current
         product = current.replaced_by(draft, self.clock.now())

@@ -17,6 +17,7 @@ file again finds those rows unchanged and writes the rest, so it converges to th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import itertools
 import uuid
@@ -44,7 +45,7 @@ from domain.feed_rows import (
 from domain.history import ingestion_source, record_change
 from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus, parse_source_name
 from domain.parsing import MAX_VARIANTS
-from domain.ports import BatchWriter, BulkCatalog, Clock, Fingerprint, IngestionRuns, ProductWrite
+from domain.ports import BatchWriter, BrandNames, BulkCatalog, Clock, Fingerprint, IngestionRuns, ProductWrite
 from domain.product import Product
 from domain.rbac import Permission, brand_key
 from domain.sanitising import HtmlSanitizer
@@ -154,6 +155,15 @@ class _Row:
             row.line, row.product_id, row.sku, brand, row.variant.gtin, row.fields_digest, row.variant_digest, raw, row
         )
 
+    def with_brand(self, brand: str) -> _Row:
+        """This parsed row with another spelling of its brand (its product-level digest follows)."""
+        if brand == self.brand or self.parsed is None:
+            return self
+        fields = {**self.parsed.product_fields, "brand": brand}
+        digest = fields_hash(fields)
+        parsed = dataclasses.replace(self.parsed, product_fields=fields, fields_digest=digest)
+        return dataclasses.replace(self, brand=brand, fields_digest=digest, parsed=parsed)
+
     @classmethod
     def unchanged(cls, row: FeedRow, key: RawKey, fp: Fingerprint) -> _Row:
         assert row.fields is not None, "a raw key is read from a decoded record"
@@ -206,6 +216,7 @@ class IngestFeed:
         log: IngestionLog | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         leases: RunLeases | None = None,
+        brands: BrandNames | None = None,
     ) -> None:
         self.catalog = catalog
         self.runs = runs
@@ -216,6 +227,7 @@ class IngestFeed:
         self.log: IngestionLog = log or NoIngestionLog()
         self.batch_size = batch_size
         self.leases = leases or RunLeases(runs, catalog, clock, metrics=self.metrics, log=self.log)
+        self.brands = brands
 
     async def start(
         self,
@@ -505,6 +517,8 @@ class IngestFeed:
                 fail(error.line, error.sku, error.field, error.code, error.message)
             if outcome.parsed is not None:
                 parsed.append(_Row.of(outcome.parsed, key))
+        if self.brands is not None:
+            parsed = await self._canonical_brands(parsed, register=state.write)
         missing = {row.product_id for row in parsed} - wanted
         if missing:
             fingerprints.update(await self.catalog.fingerprints(missing))
@@ -570,6 +584,16 @@ class IngestFeed:
         plan = await self._diff(groups, fingerprints, state, caller, errors, invalid_lines, len(batch.rows))
         plan.seen_skus, plan.seen_gtins = batch_skus, batch_gtins
         return plan
+
+    async def _canonical_brands(self, rows: list[_Row], register: bool) -> list[_Row]:
+        """Parsed rows take their brand's canonical spelling (``BrandNames``); a pass that writes
+        nothing registers no new brand."""
+        assert self.brands is not None
+        spellings = list(dict.fromkeys(row.brand for row in rows if row.parsed is not None))  # in feed order
+        if not spellings:
+            return rows
+        names = await self.brands.canonical(spellings, register=register)
+        return [row.with_brand(names[row.brand]) if row.parsed is not None else row for row in rows]
 
     async def _diff(
         self,

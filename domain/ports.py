@@ -216,6 +216,21 @@ class IngestionRuns(abc.ABC):
         """Up to ``limit`` errors with their numbers, in order, after number ``after``."""
 
 
+class BrandNames(abc.ABC):
+    """One spelling per brand: the first one the catalog stored for a brand's slug (``brand_key``).
+
+    ``Nordvik`` and ``nordvik`` are one brand (their products share an id prefix and a scope); were
+    both stored, the brand would show twice in facets and collections. Writers store the spelling
+    this gives back instead of their own."""
+
+    @abc.abstractmethod
+    async def canonical(self, spellings: Collection[str], *, register: bool = True) -> dict[str, str]:
+        """Each spelling -> its brand's canonical spelling; a brand seen for the first time is
+        registered with its spelling (the first one in ``spellings``, or of whichever concurrent
+        writer gets there first), or, with
+        ``register`` false (a dry run writes nothing), given back as it is."""
+
+
 class Executors(abc.ABC):
     """What this process can tell of the process that owns a run."""
 

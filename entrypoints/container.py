@@ -32,6 +32,7 @@ from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.memory.abuse import MemoryAbuseTracker
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.mongo.audit_log import MongoAuditLog
+from adapters.mongo.brands import MongoBrandNames
 from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
 from adapters.mongo.documents import ProductDocument
@@ -276,6 +277,7 @@ class Container(containers.DeclarativeContainer):
         cache_invalidation, settings, database.provider, mongo_url.provider, mongo_options, cache_store
     )
     catalog = providers.Singleton(CachedCatalog, mongo_catalog, cache_store)
+    brand_names = providers.Singleton(MongoBrandNames, database)
     audit_log = providers.Resource(audit_log, settings, database.provider)
     ingestion_runs = providers.Singleton(MongoIngestionRuns, database)
     ingestion_log = providers.Singleton(StructlogIngestionLog)
@@ -335,8 +337,8 @@ class Container(containers.DeclarativeContainer):
 
     use_cases = providers.Singleton(
         UseCases,
-        create_product=providers.Factory(CreateProduct, catalog, clock, sanitizer, authorizer),
-        replace_product=providers.Factory(ReplaceProduct, catalog, clock, sanitizer, authorizer),
+        create_product=providers.Factory(CreateProduct, catalog, clock, sanitizer, authorizer, brand_names),
+        replace_product=providers.Factory(ReplaceProduct, catalog, clock, sanitizer, authorizer, brand_names),
         patch_variant=providers.Factory(PatchVariant, catalog, clock, authorizer),
         archive_product=providers.Factory(ArchiveProduct, catalog, clock, authorizer),
         get_product=providers.Factory(GetProduct, catalog, authorizer),
@@ -355,6 +357,7 @@ class Container(containers.DeclarativeContainer):
             metrics=metrics,
             log=ingestion_log,
             leases=run_leases,
+            brands=brand_names,
         ),
         rollback=providers.Factory(
             RollbackRun,

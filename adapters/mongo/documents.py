@@ -285,6 +285,23 @@ class StoreDocument(StoreProfileFields, Document):  # type: ignore[misc]
         indexes: ClassVar[list[IndexModel]] = []
 
 
+class BrandFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: Text = Field(alias="_id")
+    name: Text
+
+
+class BrandDocument(BrandFields, Document):  # type: ignore[misc]
+    """A brand's canonical spelling by its slug (``BrandNames``)."""
+
+    class Settings:
+        name = "brands"
+        use_revision = False
+        validate_on_save = False
+        indexes: ClassVar[list[IndexModel]] = []
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     ProductDocument,
     HistoryDocument,
@@ -295,4 +312,5 @@ DOCUMENT_MODELS: list[type[Document]] = [
     StoreDocument,
     IngestionRunDocument,
     IngestionErrorDocument,
+    BrandDocument,
 ]

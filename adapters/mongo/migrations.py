@@ -11,11 +11,12 @@ from typing import Any
 from beanie import Document, init_beanie
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongo.documents import DOCUMENT_MODELS
+from adapters.mongo.documents import DOCUMENT_MODELS, BrandDocument, ProductDocument
 from adapters.mongo.ingestion_documents import IngestionRunDocument
 from adapters.mongo.ingestion_runs import holder_of
 from adapters.mongo.schema import validator_for
 from domain.ingestion import RunStatus
+from domain.rbac import brand_key
 
 
 async def _ensure_collection(database: AsyncDatabase[Any], model: type[Document]) -> list[str]:
@@ -65,13 +66,29 @@ async def _backfill_run_leases(database: AsyncDatabase[Any]) -> list[str]:
     return [f"recorded the lease fields of {changed} earlier ingestion run(s)"] if changed else []
 
 
+async def _seed_brands(database: AsyncDatabase[Any]) -> list[str]:
+    """A catalog from before ``BrandNames``: each brand's first spelling is that of its oldest
+    product (products keep theirs until they are next written)."""
+    brands = database[BrandDocument.Settings.name]
+    if await brands.find_one({}) is not None:
+        return []
+    oldest: dict[str, tuple[Any, str]] = {}
+    async for raw in database[ProductDocument.Settings.name].find({}, {"brand": 1, "created_at": 1}):
+        key = brand_key(raw["brand"])
+        if key not in oldest or raw["created_at"] < oldest[key][0]:
+            oldest[key] = (raw["created_at"], raw["brand"])
+    for key, (_, name) in oldest.items():
+        await brands.update_one({"_id": key}, {"$setOnInsert": {"name": name}}, upsert=True)
+    return [f"recorded the spelling of {len(oldest)} brand(s)"] if oldest else []
+
+
 async def migrate(database: AsyncDatabase[Any]) -> list[str]:
     """Brings the database to the shape the code expects; returns what it changed."""
     changes: list[str] = []
     for model in DOCUMENT_MODELS:
         changes += await _ensure_collection(database, model)
         changes += await _ensure_indexes(database, model)
-    return changes + await _backfill_run_leases(database)
+    return changes + await _backfill_run_leases(database) + await _seed_brands(database)
 
 
 async def bind_documents(database: AsyncDatabase[Any]) -> None:

@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.mongo.audit_log import MongoAuditLog
+from adapters.mongo.brands import MongoBrandNames
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
 from adapters.mongo.ingestion_plan_workload import drive_ingestion
 from adapters.mongo.product_repository import MongoCatalog
@@ -120,6 +121,10 @@ async def drive_catalog(database: AsyncDatabase[Any]) -> None:
     ):
         with contextlib.suppress(DomainError):
             await failing
+    brands = MongoBrandNames(database)
+    await brands.canonical(["Plan Brand"])  # registered
+    brands.forget()
+    await brands.canonical(["plan brand", "Other Brand"], register=False)  # looked up
     await repo.get(items[1].product_id)
     await repo.get_by_sku("S1-A")
     await repo.entries(items[1].product_id)

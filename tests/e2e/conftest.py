@@ -49,6 +49,7 @@ async def anonymous_http(app_and_container: tuple[Any, Container]) -> AsyncItera
     await empty(await resolve(container.database))
     # Emptied behind the app's back: its cache would learn of it from the change stream a few ms on.
     await (await resolve(container.cache_store)).clear()
+    (await resolve(container.brand_names)).forget()  # the brands collection was emptied too
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://catalog.test") as client:
         yield client

@@ -240,3 +240,24 @@ async def test_a_brand_scoped_manager_cannot_roll_back_a_run_that_touched_other_
 
     undone = await anonymous_http.post(f"{INGESTIONS}/{mine['run_id']}/rollback", headers=scoped)
     assert undone.status_code == 200 and undone.json()["status"] == "rolled_back"
+
+
+async def test_one_brand_has_one_spelling_whichever_way_it_is_written(http: httpx.AsyncClient) -> None:
+    """``Nordvik`` through the API, then ``nordvik`` and ``NORDVIK`` through a feed and a PUT: one brand
+    in facets and on every product, spelled as it was first stored."""
+    from tests.builders import payload, variant
+
+    created = await http.post("/api/v1/products", json=payload("NV1", brand="Nordvik", variants=[variant("NV1-A")]))
+    assert created.status_code == 201, created.text
+    row = {**ROWS[0], "brand": "nordvik", "style_id": "NV2", "sku": "NV2-A", "gtin": None}
+    started = await post_feed(http, ndjson([row]))
+    assert (await finished(http, started.json()["run_id"]))["counts"]["created"] == 1
+    second = (await http.get("/api/v1/products/nordvik-nv2")).json()
+    assert second["brand"] == "Nordvik"
+    body = {**second, "brand": "NORDVIK", "name": "Renamed"}
+    replaced = await http.put("/api/v1/products/nordvik-nv2", json=body, headers={"If-Match": f'"{second["version"]}"'})
+    assert replaced.status_code == 200 and replaced.json()["brand"] == "Nordvik"
+    facets = (await http.get("/api/v1/products/facets")).json()
+    assert [item for item in facets["brand"] if item["value"].lower() == "nordvik"] == [
+        {"value": "Nordvik", "count": 2}
+    ]

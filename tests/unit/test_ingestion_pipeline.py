@@ -281,3 +281,22 @@ async def test_metrics_count_rows_by_outcome_once_per_run(world: dict[str, Any])
     await ingest(world)(ListFeed(ROWS), ADMIN)
     assert world["events"].rows == {"created": len(ROWS), "updated": 0, "unchanged": len(ROWS), "invalid": 0}
     assert world["events"].runs == ["succeeded", "succeeded"]
+
+
+async def test_a_feed_stores_one_spelling_per_brand_and_a_dry_run_registers_none(world: dict[str, Any]) -> None:
+    from adapters.memory.brands import MemoryBrandNames
+
+    brands = MemoryBrandNames()
+    feed = IngestFeed(world["catalog"], world["runs"], world["clock"], SANITIZER, world["authorizer"], brands=brands)
+    first = {**copy.deepcopy(ROWS[0]), "brand": "nordvik", "style_id": "N1", "sku": "N1-A", "gtin": None}
+    others = [
+        {**copy.deepcopy(ROWS[0]), "brand": spelling, "style_id": f"N{n}", "sku": f"N{n}-A", "gtin": None}
+        for n, spelling in ((2, "Nordvik"), (3, "NORDVIK"))
+    ]
+    dry = await feed(ListFeed([first]), ADMIN, dry_run=True)
+    assert dry.counts.created == 1 and await brands.canonical(["X"], register=False) == {"X": "X"}
+    assert await brands.canonical(["NoRdViK"], register=False) == {"NoRdViK": "NoRdViK"}  # the dry run left none
+    run = await feed(ListFeed([first, *others]), ADMIN)
+    assert run.counts.created == 3 and run.counts.invalid == 0
+    stored = await world["catalog"].get_many({"nordvik-n1", "nordvik-n2", "nordvik-n3"})
+    assert {product.brand for product in stored.values()} == {"nordvik"}  # the first spelling written
