@@ -138,7 +138,16 @@ def serve(
                     typer.echo("\n".join(announcement))
 
         application = create_app(_container(settings), on_startup=prepare)
-        config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False)
+        trusted = settings.forwarded_allow_ips.strip()
+        config = uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
+        )
         AnnouncingServer(config).run()
     except Terminated:
         raise typer.Exit(0) from None  # asked to stop, stopped gracefully: success (docker stop, systemd, k8s)

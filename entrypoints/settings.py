@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     signing_keys_file: Path | None = None
     access_token_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
     run_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: Proxies whose X-Forwarded-For ``eyewear serve`` believes (uvicorn's ``forwarded_allow_ips``);
+    #: empty: none, the socket peer is the client (anything on loopback could otherwise pick its address).
+    forwarded_allow_ips: str = Field(default="", pattern=r"^[0-9A-Fa-f.:/,* ]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

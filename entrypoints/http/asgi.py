@@ -1,7 +1,9 @@
 """An ASGI application factory for process managers that run several workers.
 
 ``eyewear serve`` runs one process. For several, let uvicorn (or gunicorn with uvicorn workers)
-start them: ``uvicorn --factory entrypoints.http.asgi:create --workers 4``. Each worker builds its
+start them: ``uvicorn --factory entrypoints.http.asgi:create --workers 4 --no-proxy-headers`` (or
+``--forwarded-allow-ips`` naming your proxies: uvicorn otherwise believes ``X-Forwarded-For`` from
+any loopback peer, which the token endpoint's per-address throttle counts by). Each worker builds its
 own container from the same ``EYEWEAR_*`` settings; with ``PROMETHEUS_MULTIPROC_DIR`` set,
 ``/metrics`` answers for all of them (docs/operations.md).
 """

@@ -155,3 +155,27 @@ async def test_an_authorized_upload_is_streamed_to_disk_not_held_in_memory(serve
     print(f"accepted 200 MiB upload: {status}; server peak RSS +{growth / MIB:.1f} MiB")
     assert (status, sent) == (202, size)
     assert growth < 32 * MIB
+
+
+async def client_ip_seen(served: Served, forwarded_for: str) -> str:
+    subject = f"peer-{forwarded_for.replace('.', '-')}"
+    headers = {"Authorization": f"Bearer {served.token('viewer', subject=subject)}", "X-Forwarded-For": forwarded_for}
+    auditor = {"Authorization": f"Bearer {served.token('auditor', subject='aud')}"}
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+        assert (await http.get("/api/v1/products", headers=headers)).status_code == 200
+        for _ in range(100):  # another process's records show once shipped
+            items = (await http.get("/api/v1/audit", params={"actor": subject}, headers=auditor)).json()["items"]
+            if items:
+                return str(items[0]["client_ip"])
+            await asyncio.sleep(0.05)
+    raise AssertionError("the request was never audited")
+
+
+async def test_x_forwarded_for_is_believed_only_from_configured_proxies(mongo_url: str, tmp_path: Path) -> None:
+    """A loopback caller cannot pick its address (the token throttle counts by it) unless the operator
+    names the proxy (``EYEWEAR_FORWARDED_ALLOW_IPS``)."""
+    async with serve(served_env(mongo_url, tmp_path / "plain")) as plain:
+        assert await client_ip_seen(plain, "203.0.113.7") == "127.0.0.1"
+    proxied = served_env(mongo_url, tmp_path / "proxied", EYEWEAR_FORWARDED_ALLOW_IPS="127.0.0.1")
+    async with serve(proxied) as behind_a_proxy:
+        assert await client_ip_seen(behind_a_proxy, "203.0.113.8") == "203.0.113.8"
