@@ -25,14 +25,17 @@ class Settings(BaseSettings):
     jwt_audience: str = "eyewear-catalog-api"
     signing_keys_file: Path | None = None
     access_token_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
+    #: CONTRACT.md section 6: ``redis://…`` makes ingestion runs jobs on the job engine.
+    broker_url: str | None = Field(default=None, pattern=r"^rediss?://")
     run_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    audit_sink: Literal["journal", "database"] = "journal"
     #: Proxies whose X-Forwarded-For ``eyewear serve`` believes (uvicorn's ``forwarded_allow_ips``);
     #: empty: none, the socket peer is the client (anything on loopback could otherwise pick its address).
     forwarded_allow_ips: str = Field(default="", pattern=r"^[0-9A-Fa-f.:/,* ]*$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "audit_sink", mode="before")
     @classmethod
     def _case_insensitive(cls, value: object, info: object) -> object:
         if not isinstance(value, str):
