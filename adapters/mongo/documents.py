@@ -302,6 +302,37 @@ class BrandDocument(BrandFields, Document):  # type: ignore[misc]
         indexes: ClassVar[list[IndexModel]] = []
 
 
+class SigningKeyFields(BaseModel):
+    """A replica's public signing key (ADR 0018): public members only, and the validator, which
+    allows no other field, refuses a private ``d`` from any writer."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=1024)] = Field(alias="_id")  # the kid
+    alg: Literal["ES256", "EdDSA", "Ed25519"]
+    kty: Literal["EC", "OKP"]
+    crv: Literal["P-256", "Ed25519"]
+    x: Annotated[str, Field(min_length=1, max_length=128)]
+    y: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    last_seen: datetime
+    retire_at: datetime
+
+
+class SigningKeyDocument(SigningKeyFields, Document):  # type: ignore[misc]
+    """Every replica's public keys by kid; published while ``retire_at`` is in the future."""
+
+    class Settings:
+        name = "signing_keys"
+        use_revision = False
+        validate_on_save = False
+        indexes: ClassVar[list[IndexModel]] = [
+            # ``active``: {retire_at: {$gt: now}}; the TTL monitor drops a key once it has retired.
+            IndexModel([("retire_at", ASCENDING)], name="expire", expireAfterSeconds=0),
+            # The compare-and-set of a renewal: {_id, retire_at} as read.
+            IndexModel([("_id", ASCENDING), ("retire_at", ASCENDING)], name="by_id_retire_at"),
+        ]
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     ProductDocument,
     HistoryDocument,
@@ -313,4 +344,5 @@ DOCUMENT_MODELS: list[type[Document]] = [
     IngestionRunDocument,
     IngestionErrorDocument,
     BrandDocument,
+    SigningKeyDocument,
 ]

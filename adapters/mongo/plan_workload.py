@@ -23,6 +23,7 @@ from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
 from adapters.mongo.ingestion_plan_workload import drive_ingestion
 from adapters.mongo.product_repository import MongoCatalog
 from adapters.mongo.revocations import MongoRevocationList
+from adapters.mongo.signing_keys import drive_signing_keys
 from adapters.mongo.store_plan_workload import drive_stores
 from domain.audit import AuditDecision, AuditRecord, parse_audit_query
 from domain.clients import OAuthClient, RefreshTokenRecord, refresh_token_hash
@@ -188,5 +189,6 @@ async def drive_repositories(database: AsyncDatabase[Any]) -> None:
     await drive_catalog(database)
     await drive_audit(database)
     await drive_security_stores(database)
+    await drive_signing_keys(database)
     await drive_ingestion(database)
     await drive_stores(database)
