@@ -25,7 +25,9 @@ The checks are those of RFC 9068 §4 and of authlib's validator (essential ``iss
 ``sub``, ``client_id``, ``iat``, ``jti``), plus: ``alg`` pinned per ``kid`` (checked before any
 signature work), ``typ`` mandatory, ``nbf`` and a future ``iat`` refused beyond the leeway, and the
 revocation list. ``client_id`` is checked for presence only: any client's token is accepted
-(CONTRACT 4.2). Verification is CPU only: keys are in memory, nothing is fetched.
+(CONTRACT 4.2). Verification is CPU only while the ``kid`` is known: keys are in memory. A token
+naming an unknown ``kid`` is given one ``lookup`` of the verifier's keys (a ``KeyRing`` reads the
+registry of every replica's keys, at a bounded rate; a ``SigningKeys`` file set knows them all).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from joserfc import jwt
 from joserfc.errors import (
@@ -90,6 +92,22 @@ class InvalidToken(Exception):
             raise ValueError(f"unknown invalid-token reason {reason!r}")
         super().__init__(f"invalid access token: {reason}")
         self.reason = reason
+
+
+class _UnknownKid(InvalidToken):
+    def __init__(self, kid: str | None) -> None:
+        super().__init__("unknown_kid")
+        self.kid = kid
+
+
+class VerificationKeys(Protocol):
+    """The keys a verifier trusts: ``SigningKeys`` (a fixed set) or a ``KeyRing`` (every replica's)."""
+
+    def verification_key(self, kid: str) -> ManagedKey | None: ...
+
+    async def lookup(self, kid: str) -> ManagedKey | None: ...
+
+    def public_jwks(self) -> dict[str, list[dict[str, Any]]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +191,7 @@ class AccessTokenIssuer:
 class _Verified:
     claims: dict[str, Any]
     principal: Principal
+    key: ManagedKey
 
 
 class AccessTokenVerifier:
@@ -185,7 +204,7 @@ class AccessTokenVerifier:
 
     def __init__(
         self,
-        keys: SigningKeys,
+        keys: VerificationKeys,
         issuer: str,
         audience: str,
         revocations: RevocationList | None,
@@ -201,7 +220,7 @@ class AccessTokenVerifier:
             raise ValueError(f"algorithms must be a non-empty subset of {sorted(SUPPORTED_ALGORITHMS)}")
         if leeway_seconds < 0:
             raise ValueError("leeway_seconds must not be negative")
-        self._keys = keys
+        self.keys = keys
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._revocations = revocations
         self._algorithms = allowed
@@ -221,7 +240,7 @@ class AccessTokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The full check. A failing revocation list propagates (fail closed): it is not a 401."""
-        principal = self.verify_without_revocation(token)
+        principal = await self.verify_signed(token)
         if self._revocations is not None and await self._revocations.is_revoked(principal.token_id or ""):
             raise InvalidToken("revoked")
         return principal
@@ -234,20 +253,32 @@ class AccessTokenVerifier:
             raise ValueError("only a principal from a verified token (with jti and exp) can be revoked")
         await self._revocations.revoke(principal.token_id, principal.expires_at + self._leeway)
 
-    def verify_without_revocation(self, token: str) -> Principal:
-        """Everything but the revocation list (which is I/O): signature, type and claims.
+    async def verify_signed(self, token: str) -> Principal:
+        """``verify_without_revocation``, after one ``lookup`` of a kid the keys do not know yet (another
+        replica's key: the lookup may read the key registry). A registry that fails propagates."""
+        try:
+            return self.verify_without_revocation(token)
+        except _UnknownKid as unknown:
+            if not unknown.kid or await self.keys.lookup(unknown.kid) is None:
+                raise InvalidToken("unknown_kid") from None
+        return self.verify_without_revocation(token)
 
-        A token whose signature and type verified is remembered (its exact text, claims and
-        principal) so that its next requests skip the signature: the same bytes verify the same
-        way under the same key, and a client sends the same token for its whole lifetime. The
-        claims are validated on every request, since ``exp`` and ``nbf`` depend on the time.
-        Keys are only ever added to a running process's set, so a remembered key stays valid.
+    def verify_without_revocation(self, token: str) -> Principal:
+        """Everything but the revocation list and key lookups (which are I/O): signature, type, claims.
+
+        A token whose signature and type verified is remembered (its exact text, claims, principal
+        and key) so that its next requests skip the signature: the same bytes verify the same way
+        under the same key, and a client sends the same token for its whole lifetime. The claims
+        are validated on every request, since ``exp`` and ``nbf`` depend on the time, and so is its
+        key: a key that retired or left the registry takes its remembered tokens with it.
         """
         remembered = self._verified.get(token) if isinstance(token, str) else None
         if remembered is not None:
-            self._verified.move_to_end(token)
-            self._validate(remembered.claims)
-            return remembered.principal
+            if self.keys.verification_key(remembered.key.kid) is remembered.key:
+                self._verified.move_to_end(token)
+                self._validate(remembered.claims)
+                return remembered.principal
+            del self._verified[token]  # verified from scratch: refused, unless its key is back
         key = self._key_for(token)
         try:
             decoded = jwt.decode(token, key.public, registry=self._registries[key.alg])
@@ -261,7 +292,7 @@ class AccessTokenVerifier:
         claims = decoded.claims
         self._validate(claims)
         principal = _principal(claims)
-        self._verified[token] = _Verified(claims, principal)
+        self._verified[token] = _Verified(claims, principal, key)
         if len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
         return principal
@@ -288,9 +319,9 @@ class AccessTokenVerifier:
         if header["alg"] not in self._algorithms:
             raise InvalidToken("algorithm_not_allowed")
         kid = header.get("kid")
-        key = self._keys.verification_key(kid) if isinstance(kid, str) else None
+        key = self.keys.verification_key(kid) if isinstance(kid, str) else None
         if key is None:
-            raise InvalidToken("unknown_kid")
+            raise _UnknownKid(kid if isinstance(kid, str) else None)
         if key.alg != header["alg"] or key.alg not in self._algorithms:
             raise InvalidToken("algorithm_not_allowed")
         return key

@@ -182,6 +182,10 @@ class SigningKeys:
     def verification_key(self, kid: str) -> ManagedKey | None:
         return self._by_kid.get(kid)
 
+    async def lookup(self, kid: str) -> ManagedKey | None:
+        """A file's set is complete: an unknown kid stays unknown (``KeyRing`` asks the registry)."""
+        return self._by_kid.get(kid)
+
     def public_jwks(self) -> dict[str, list[dict[str, Any]]]:
         """What ``/.well-known/jwks.json`` publishes: public members, ``kid``, ``alg`` and ``use`` only."""
         return {"keys": [key.public_jwk() for key in self._keys]}
@@ -225,6 +229,15 @@ def generate_key(alg: str = DEFAULT_ALGORITHM) -> SigningKey:
     kty, crv = SUPPORTED_ALGORITHMS[alg]
     key: SigningKey = ECKey.generate_key(crv) if kty == "EC" else OKPKey.generate_key("Ed25519")
     return _manage(key, alg=alg).private or key
+
+
+def public_key(kid: str, alg: str, members: Mapping[str, Any]) -> ManagedKey:
+    """Another replica's public key (from the registry), checked as a key file's key is: EC P-256 or
+    OKP Ed25519, its ``alg`` pinned; one that carries a private member is refused, never used."""
+    if "d" in members:
+        raise SigningKeyError("a registered key must be public: it carries a private member")
+    jwk = {name: members[name] for name in _KEY_MEMBERS if name in members} | {"kid": kid, "alg": alg}
+    return _manage(_import(jwk))
 
 
 def _import(member: object) -> SigningKey:

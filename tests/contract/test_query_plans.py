@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from adapters.auth.key_ring import KeyRing
+from adapters.auth.keys import SigningKeys
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.ingestion_plan_workload import drive_ingestion
 from adapters.mongo.plan_check import copy_indexes
@@ -20,6 +22,7 @@ from adapters.mongo.plan_workload import FILTER_SHAPES, drive_repositories
 from adapters.mongo.product_repository import MongoCatalog
 from adapters.mongo.query_analyzer import PlanEntry, QueryPlanAnalyzer
 from adapters.mongo.revocations import MongoRevocationList
+from adapters.mongo.signing_keys import MongoKeyRegistry, drive_signing_keys
 from domain.audit import AuditDecision, AuditRecord, parse_audit_query
 from domain.errors import DomainError
 from domain.history import record_change
@@ -146,3 +149,37 @@ async def test_every_batch_and_run_query_uses_an_index(mongo_catalog: MongoCatal
     next_errors = '{"filter": {"run_id": "?", "seq": {"$gt": "?"}}, "sort": {"seq": 1}}'
     assert {("ingestion_runs", "find", newest), ("ingestion_errors", "find", next_errors)} <= shapes
     assert sum(1 for collection, command, _ in shapes if (collection, command) == ("product_history", "find")) >= 3
+
+
+async def test_every_signing_key_registry_query_uses_an_index(mongo_catalog: MongoCatalog, mongo_url: str) -> None:
+    """The key registry's shapes (ADR 0018) as real key rings send them (registrations, renewals,
+    lookups), each answered by an index, and all of them in the ``eyewear migrate --check`` workload."""
+    recorder, checker = QueryPlanAnalyzer(), QueryPlanAnalyzer()
+    client: Any = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[recorder])
+    checking: Any = AsyncMongoClient(mongo_url, tz_aware=True, event_listeners=[checker])
+    scratch = checking[f"{mongo_catalog.database.name}_keys"]
+    try:
+        registry = MongoKeyRegistry(client[mongo_catalog.database.name])
+        ring, other = KeyRing(SigningKeys.generate(), registry), KeyRing(SigningKeys.generate(), registry)
+        await ring.start()
+        await other.register()
+        await ring.register()  # a renewal
+        assert await ring.lookup(other.signing_kid) is not None
+        assert await ring.lookup("made-up") is None
+        await registry.remove(other.signing_kid)
+        await ring.stop()
+        await copy_indexes(mongo_catalog.database, scratch)
+        await drive_signing_keys(scratch)
+    finally:
+        await checking.drop_database(scratch.name)
+        await client.close()
+        await checking.close()
+    report = await recorder.analyze(mongo_catalog.database)
+    assert report.collections == {"signing_keys"}
+    for entry in report.entries:
+        assert_indexed(entry)
+    shapes = {(entry.collection, entry.command, entry.shape) for entry in report.entries}
+    assert ("signing_keys", "find", '{"filter": {"retire_at": {"$gt": "?"}}}') in shapes
+    assert ("signing_keys", "update", '{"filter": {"_id": "?", "retire_at": "?"}}') in shapes
+    checked = {(q.collection, q.command, q.shape) for q in checker.queries()}
+    assert shapes <= checked, shapes - checked
