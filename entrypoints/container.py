@@ -17,6 +17,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.auth.access_tokens import AccessTokenIssuer, AccessTokenVerifier
 from adapters.auth.hashing import ScryptHasher
+from adapters.auth.key_registry import LONGEST_TOKEN_TTL_SECONDS, retention
+from adapters.auth.key_ring import KeyRing
 from adapters.auth.keys import SigningKeys
 from adapters.auth.oauth_audit import OAuthAudit
 from adapters.auth.oauth_server import OAuthServer
@@ -42,6 +44,7 @@ from adapters.mongo.monitoring import DriverMonitor
 from adapters.mongo.product_repository import MongoCatalog
 from adapters.mongo.revocation_mirror import RevocationMirror
 from adapters.mongo.revocations import MongoRevocationList
+from adapters.mongo.signing_keys import MongoKeyRegistry
 from adapters.mongo.stores import MongoStoreCatalog, MongoStoreProfiles
 from adapters.redis.abuse import RedisAbuseTracker
 from adapters.redis.client import create_redis
@@ -226,6 +229,29 @@ def signing_keys(settings: Settings) -> SigningKeys:
     return SigningKeys.load_or_generate(settings.data_dir)
 
 
+async def started_key_rings() -> AsyncIterator[list[KeyRing]]:
+    """Stops the key rings started in this container (no I/O of its own: a command that never
+    verifies a token, ``eyewear ingest`` say, registers no key)."""
+    started: list[KeyRing] = []
+    try:
+        yield started
+    finally:
+        for ring in started:
+            await ring.stop()
+
+
+async def key_ring(
+    settings: Settings, keys: SigningKeys, database: AsyncDatabase[Any], started: list[KeyRing]
+) -> KeyRing:
+    """This process's keys registered in MongoDB, every replica's accepted and published (ADR 0018);
+    started when the verifier is first needed, so by ``eyewear serve`` after its migrations."""
+    longest = max(settings.access_token_ttl_seconds, LONGEST_TOKEN_TTL_SECONDS)
+    ring = KeyRing(keys, MongoKeyRegistry(database), kept=retention(longest))
+    await ring.start()
+    started.append(ring)
+    return ring
+
+
 @dataclass(frozen=True)
 class Security:
     """What the HTTP guard and the token commands need, resolved once at start-up."""
@@ -304,8 +330,10 @@ class Container(containers.DeclarativeContainer):
     token_issuer = providers.Singleton(
         AccessTokenIssuer, keys, settings.provided.jwt_issuer, settings.provided.jwt_audience
     )
+    key_rings = providers.Resource(started_key_rings)
+    key_ring = providers.Singleton(key_ring, settings, keys, database, key_rings)
     token_verifier = providers.Singleton(
-        AccessTokenVerifier, keys, settings.provided.jwt_issuer, settings.provided.jwt_audience, revocations
+        AccessTokenVerifier, key_ring, settings.provided.jwt_issuer, settings.provided.jwt_audience, revocations
     )
     abuse = providers.Singleton(abuse_tracker, redis)
     threat_screen = providers.Singleton(ThreatScreen, authorizer, abuse, clock)
