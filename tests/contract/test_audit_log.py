@@ -12,6 +12,7 @@ import pytest
 from adapters.files.audit_journal import JournaledAuditLog
 from adapters.memory.audit_log import MemoryAuditLog
 from adapters.mongo.audit_log import MongoAuditLog
+from adapters.mongo.group_commit_audit import GroupCommitAuditLog
 from adapters.mongo.product_repository import MongoCatalog
 from domain.audit import AuditDecision, AuditQuery, AuditRecord, parse_audit_query
 from domain.errors import ValidationFailed
@@ -27,18 +28,23 @@ def durable_log(request: pytest.FixtureRequest) -> Any:
     return MongoAuditLog(catalog.database)
 
 
-@pytest.fixture(params=["direct", "journal"])
+@pytest.fixture(params=["direct", "journal", "group_commit"])
 async def audit_log(request: pytest.FixtureRequest, durable_log: Any, tmp_path: Path) -> AsyncIterator[Any]:
-    """The journal runs the same assertions over each durable log, reading right after writing."""
+    """The two sinks (EYEWEAR_AUDIT_SINK) run the same assertions over each durable log, reading
+    right after writing."""
     if request.param == "direct":
         yield durable_log
         return
-    journal = JournaledAuditLog(durable_log, tmp_path / "journal")
-    await journal.start()
+    sink: JournaledAuditLog | GroupCommitAuditLog
+    if request.param == "journal":
+        sink = JournaledAuditLog(durable_log, tmp_path / "journal")
+    else:
+        sink = GroupCommitAuditLog(durable_log)
+    await sink.start()
     try:
-        yield journal
+        yield sink
     finally:
-        await journal.close()
+        await sink.close()
 
 
 def record(
