@@ -161,16 +161,29 @@ async def cache_invalidation(
 
 
 async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator[AuditLog]:
-    """Decisions go to this process's journal in the data dir, then to MongoDB in batches (ADR 0009).
+    """``EYEWEAR_AUDIT_SINK``. ``journal``: decisions go to this process's journal in the data dir,
+    then to MongoDB in batches (ADR 0009). ``database``: each decision waits for the insert that
+    carries it, shared with the concurrent ones, and nothing is written to the local disk (ADR
+    0019); segments a journal left in the data dir are still shipped at start.
 
     Takes the database's provider, not its value, for the reason ``stream_database`` gives.
     """
-    journal = JournaledAuditLog(MongoAuditLog(await resolve(database_provider)), settings.data_dir / "audit-journal")
-    await journal.start()
+    from adapters.mongo.group_commit_audit import GroupCommitAuditLog
+
+    durable = MongoAuditLog(await resolve(database_provider))
+    journal_dir = settings.data_dir / "audit-journal"
+    sink: JournaledAuditLog | GroupCommitAuditLog
+    if settings.audit_sink == "database":
+        if journal_dir.is_dir():  # switched from the journal: what a dead process left goes in too
+            await JournaledAuditLog(durable, journal_dir).recover_orphans()
+        sink = GroupCommitAuditLog(durable)
+    else:
+        sink = JournaledAuditLog(durable, journal_dir)
+    await sink.start()
     try:
-        yield journal
+        yield sink
     finally:
-        await journal.close()
+        await sink.close()
 
 
 async def revocation_mirror(
