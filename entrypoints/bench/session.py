@@ -178,7 +178,9 @@ def child_environment(settings: Settings, database: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def open_session(settings: Settings, scratch: Scratch, workdir: Path) -> AsyncIterator[Session]:
-    bench_settings = scratch_settings(settings, scratch)
+    # The results are named for their audit sink: the container's is the journal (the default);
+    # ``read.sku.cached.audit_database`` builds the database sink beside it.
+    bench_settings = scratch_settings(settings, scratch).model_copy(update={"audit_sink": "journal"})
     container = Container(settings=bench_settings)
     raw_client: Any = AsyncMongoClient(scratch.url)
     await container.init_resources()  # type: ignore[misc]
