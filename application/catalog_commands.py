@@ -73,8 +73,9 @@ class CreateProduct:
 
     async def __call__(self, payload: Mapping[str, Any], caller: Caller, source: str = API_SOURCE) -> Product:
         await self.authorizer.precheck(caller, Permission.PRODUCT_WRITE, "product")
-        draft = await _canonical_brand(self.brands, parse_product_payload(payload, self.sanitizer))
+        draft = parse_product_payload(payload, self.sanitizer)
         await self.authorizer.require(caller, Permission.PRODUCT_WRITE, f"product:{draft.product_id}", (draft.brand,))
+        draft = await _canonical_brand(self.brands, draft)  # after the decision: a refused write registers nothing
         product = Product.create(draft, self.clock.now())
         try:
             await self.products.add(product, record_change(None, product, caller.actor, source))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from application.authorization import Authorizer, Caller
-from application.digest_table import DigestTable
+from application.ingestion_state import Delta, Lease, Pass, ProductState, Resume, digest, encode_delta
 from application.metrics import IngestionMetrics, NoIngestionMetrics
 from application.run_leases import IngestionLog, NoIngestionLog, RunLeases, report_run
 from domain.errors import DomainError, ErrorCode, NotFound, ProductConflict, VersionMismatch
@@ -43,7 +42,16 @@ from domain.feed_rows import (
     unknown_fields,
 )
 from domain.history import ingestion_source, record_change
-from domain.ingestion import Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus, parse_source_name
+from domain.ingestion import (
+    Check,
+    Checkpoint,
+    ErrorPolicy,
+    IngestionRun,
+    RunCounts,
+    RunStatus,
+    RunTakenOver,
+    parse_source_name,
+)
 from domain.parsing import MAX_VARIANTS
 from domain.ports import BatchWriter, BrandNames, BulkCatalog, Clock, Fingerprint, IngestionRuns, ProductWrite
 from domain.product import Product
@@ -69,66 +77,6 @@ class FeedSource(Protocol):
 
 
 Progress = Callable[[RunCounts], None]
-
-
-def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
-@dataclass(slots=True)
-class _ProductState:
-    """What a run remembers of one product between batches (kept as 4 bits per product)."""
-
-    existed: bool
-    fields_changed: bool
-    counted_updated: bool = False
-    written: bool = False
-
-    def packed(self) -> int:
-        return self.existed | self.fields_changed << 1 | self.counted_updated << 2 | self.written << 3
-
-    @classmethod
-    def unpacked(cls, bits: int) -> _ProductState:
-        return cls(bool(bits & 1), bool(bits & 2), bool(bits & 4), bool(bits & 8))
-
-
-MAX_SAMPLES = 5
-
-
-@dataclass(slots=True)
-class _Pass:
-    """The state of one pass over the feed."""
-
-    run_id: str
-    write: bool
-    counts: RunCounts = field(default_factory=RunCounts)
-    #: Digests of every SKU and GTIN seen, in compact tables (~20 bytes each, not a set's ~72).
-    seen_skus: DigestTable = field(default_factory=DigestTable)
-    seen_gtins: DigestTable = field(default_factory=DigestTable)
-    #: Product id digest -> packed ``_ProductState``.
-    products: DigestTable = field(default_factory=lambda: DigestTable(values=True))
-    #: Product id digest -> digest of the product-level fields of its first readable row.
-    styles: DigestTable = field(default_factory=lambda: DigestTable(values=True))
-    unknown: dict[str, int] = field(default_factory=dict)
-    denied_brands: set[str] = field(default_factory=set)
-    errors_stored: int = 0
-    invalid_rows_stored: int = 0
-    readback_failures: int = 0
-    #: Product writes this pass made (each with its history entry).
-    writes: int = 0
-    readback_samples: list[str] = field(default_factory=list)
-    #: The run's writer and lease (None in the passes of a run that writes nothing).
-    writer: BatchWriter | None = None
-    lease: _Lease | None = None
-
-    def product(self, product_id: str) -> _ProductState | None:
-        bits = self.products.get(_digest(product_id))
-        return None if bits is None else _ProductState.unpacked(bits)
-
-    def readback_failed(self, what: str) -> None:
-        self.readback_failures += 1
-        if len(self.readback_samples) < MAX_SAMPLES:
-            self.readback_samples.append(what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,25 +127,18 @@ class _Plan:
     counts: RunCounts
     errors: list[RowError]
     writes: list[ProductWrite]
-    states: dict[str, _ProductState]
+    states: dict[str, ProductState]
     expected: dict[str, tuple[str, dict[str, str]]]
     invalid_lines: set[int]
     #: Digests of the SKUs and GTINs of the batch's readable rows (valid or not).
     seen_skus: set[int] = field(default_factory=set)
     seen_gtins: set[int] = field(default_factory=set)
+    #: Product id digest -> fields digest of the products whose first readable row is in this batch.
+    new_styles: dict[int, int] = field(default_factory=dict)
 
 
 class RunNotFound(NotFound):
     """No ingestion run with that id."""
-
-
-@dataclass(slots=True)
-class _Lease:
-    """The executing process's hold on its run: the counts the next renewal records, and whether a
-    renewal found the run taken from it (declared interrupted while this process stalled)."""
-
-    counts: RunCounts = field(default_factory=RunCounts)
-    lost: bool = False
 
 
 class _LeaseLost(Exception):
@@ -268,14 +209,25 @@ class IngestFeed:
             source=source_name,
             actor=caller.actor,
             created_at=self.clock.now(),
+            actor_roles=tuple(sorted(role.value for role in caller.principal.roles)),
+            actor_brands=tuple(sorted(caller.principal.brands)),
+            correlation_id=caller.correlation_id,
         )
 
-    async def enqueue(self, run: IngestionRun) -> IngestionRun:
-        """Records an admitted run as queued, held by this process under a lease until it executes it
-        (if it dies first, the run is recorded interrupted like a run that died running)."""
-        held = run.but(owner=self.leases.owner, lease_until=self.leases.until())
-        await self.runs.add(held)
-        return held
+    async def enqueue(self, run: IngestionRun, *, hold: bool = True) -> IngestionRun:
+        """Records an admitted run as queued: held by this process under a lease until it executes
+        it (if it dies first, the run is recorded interrupted like a run that died running), or, with
+        ``hold`` false, for whichever executor takes it (a job engine's worker)."""
+        queued = run.but(owner=self.leases.owner, lease_until=self.leases.until()) if hold else run
+        await self.runs.add(queued)
+        return queued
+
+    async def hand_back(self, run_id: str) -> None:
+        """This process stops working on its run before the end (it is shutting down), for another
+        executor to go on from the run's checkpoints."""
+        queued = await self.runs.hand_back(run_id, self.leases.owner)
+        if queued is not None:
+            self.log.event("ingestion.run.handed_back", run_id=run_id, rows=queued.counts.rows)
 
     async def __call__(
         self,
@@ -291,43 +243,74 @@ class IngestFeed:
     async def execute(
         self, run: IngestionRun, source: FeedSource, caller: Caller, progress: Progress | None = None
     ) -> IngestionRun:
-        """Runs a queued run to its end; never raises for a data or storage problem (the run fails).
+        """Runs a queued run to its end, or goes on with one nobody works on any more from its last
+        checkpoint; never raises for a data or storage problem (the run fails).
 
-        Runs nobody works on any more are settled first: a dead run's open transaction would make
-        this one's batches wait. The run is then claimed under this process's lease, renewed while it
-        works; a run this process cannot claim (another took it, or it ended) is returned as stored."""
-        await self.leases.settle_all()
-        writer = self.catalog.writer()
+        Without a job engine, runs nobody works on are recorded interrupted first (a dead run's open
+        transaction would make this one's batches wait). The run is then claimed (or taken over)
+        under this process's lease, renewed while it works; a run this process cannot take (another
+        holds it, or it ended) is returned as stored."""
+        if not self.leases.takes_over:
+            await self.leases.settle_all()
+        writer = self.catalog.writer(self.runs)
         try:
             return await self._execute(run, source, caller, progress, writer)
         finally:
             await writer.close()
 
+    async def fail_unstarted(self, run: IngestionRun, reason: str) -> IngestionRun:
+        """Records a delivered run that cannot even begin (its feed is gone) as failed, saying why."""
+        taken = await self._take(run, None)
+        if taken is None:
+            return await self.runs.get(run.run_id) or run
+        failed = taken.but(status=RunStatus.FAILED, reason=reason, finished_at=self.clock.now(), lease_until=None)
+        if not await self.runs.finish(failed, self.leases.owner):
+            return await self._lost(run.run_id, self.leases.owner)
+        report_run(failed, self.metrics, self.log)
+        return failed
+
+    async def _take(self, run: IngestionRun, writer: str | None) -> IngestionRun | None:
+        """The run, claimed by this process; None when it is not to be had. With a job engine, a
+        running run nobody works on any more is queued again first (what its writer left open
+        released), and then claimed: taken over, to go on from its checkpoints."""
+        owner = self.leases.owner
+        stored = await self.runs.get(run.run_id) or run
+        if self.leases.takes_over and stored.status is RunStatus.RUNNING and stored.owner != owner:
+            stored = await self.leases.settle(stored)
+        return await self.runs.claim(run.run_id, owner, self.leases.until(), writer, self.clock.now())
+
     async def _execute(
         self, run: IngestionRun, source: FeedSource, caller: Caller, progress: Progress | None, writer: BatchWriter
     ) -> IngestionRun:
         owner = self.leases.owner
-        claimed = await self.runs.claim(run.run_id, owner, self.leases.until(), writer.identity, self.clock.now())
-        if claimed is None:
+        taken = await self._take(run, writer.identity)
+        if taken is None:
             self.log.event("ingestion.run.not_claimed", run_id=run.run_id, owner=owner)
             stored = await self.runs.get(run.run_id)
             if stored is None:
                 raise RunNotFound(f"no ingestion run {run.run_id!r}")
             return stored
-        run = claimed
-        self.log.event("ingestion.run.started", run_id=run.run_id, source=run.source, dry_run=run.dry_run)
-        lease = _Lease()
+        run = taken
+        resume = Resume(await self.runs.checkpoints(run.run_id))
+        batch_size = resume.batch_size or self.batch_size
+        if resume.last is not None:
+            self.log.event("ingestion.run.resumed", run_id=run.run_id, after_rows=resume.last.rows_read)
+        else:
+            self.log.event("ingestion.run.started", run_id=run.run_id, source=run.source, dry_run=run.dry_run)
+        lease = Lease(counts=run.counts)
         keeper = asyncio.ensure_future(self._keep(run.run_id, owner, lease))
-        current = _Pass(run.run_id, write=False)
+        current = Pass(run.run_id, write=False)
         try:
             two_passes = run.error_policy is ErrorPolicy.REJECT_ALL and not run.dry_run
-            current = self._pass(run, not run.dry_run and not two_passes, writer, lease)
-            await self._read(source, current, caller, progress, store_errors=True)
-            if two_passes and current.counts.invalid == 0:
-                first = current
-                current = self._pass(run, True, writer, lease)
+            first = resume.restore(self._pass(run, not run.dry_run and not two_passes, writer, lease, 1))
+            current = first
+            if not (two_passes and resume.reached(2)):
+                await self._read(source, first, caller, progress, True, batch_size)
+            if two_passes and first.counts.invalid == 0:
+                current = resume.restore(self._pass(run, True, writer, lease, 2))
+                current.checkpoints = max(current.checkpoints, first.checkpoints)
                 current.unknown = first.unknown
-                await self._read(source, current, caller, progress, store_errors=False)
+                await self._read(source, current, caller, progress, False, batch_size)
                 current.errors_stored, current.invalid_rows_stored = first.errors_stored, first.invalid_rows_stored
             checks = await self._checks(run, current)
             if run.error_policy is ErrorPolicy.REJECT_ALL and current.counts.invalid > 0:
@@ -346,7 +329,7 @@ class IngestFeed:
                             detail=check.detail,
                             alert=True,
                         )
-        except _LeaseLost:
+        except (_LeaseLost, RunTakenOver):
             return await self._lost(run.run_id, owner)
         except DomainError as error:
             checks, status, reason = [], RunStatus.FAILED, _one_line(error)
@@ -369,16 +352,23 @@ class IngestFeed:
         )
         if not await self.runs.finish(run, owner):
             return await self._lost(run.run_id, owner)
+        await self.runs.forget_checkpoints(run.run_id)
         report_run(run, self.metrics, self.log)
         return run
 
-    def _pass(self, run: IngestionRun, write: bool, writer: BatchWriter, lease: _Lease) -> _Pass:
-        return _Pass(run.run_id, write=write, writer=writer, lease=lease)
+    def _pass(self, run: IngestionRun, write: bool, writer: BatchWriter, lease: Lease, number: int) -> Pass:
+        return Pass(run.run_id, write=write, writer=writer, lease=lease, number=number)
 
-    async def _keep(self, run_id: str, owner: str, lease: _Lease) -> None:
-        """Renews the lease (with the counts so far) until cancelled, or until the run is not ours."""
+    async def _keep(self, run_id: str, owner: str, lease: Lease) -> None:
+        """Renews the lease (with the counts so far) until cancelled, or until the run is not ours;
+        not when a checkpoint renewed it meanwhile (a renewal is one more writer of the run's record)."""
+        loop = asyncio.get_running_loop()
+        lease.renewed_at = loop.time()
         while True:
-            await asyncio.sleep(self.leases.renew_every)
+            await asyncio.sleep(max(0.0, lease.renewed_at + self.leases.renew_every - loop.time()))
+            if loop.time() - lease.renewed_at < self.leases.renew_every:
+                continue
+            lease.renewed_at = loop.time()
             try:
                 held = await self.runs.renew(run_id, owner, self.leases.until(), lease.counts)
             except Exception as error:  # the database is away: try again next time (the lease has slack)
@@ -402,13 +392,22 @@ class IngestFeed:
         await self.leases.give_up(run_id)
 
     async def _read(
-        self, source: FeedSource, state: _Pass, caller: Caller, progress: Progress | None, store_errors: bool
+        self,
+        source: FeedSource,
+        state: Pass,
+        caller: Caller,
+        progress: Progress | None,
+        store_errors: bool,
+        batch_size: int,
     ) -> None:
-        """Batch by batch; the next batch is read and its fingerprints asked for while this one is
-        planned and written, so the server's answer costs no waiting (``_Batch``)."""
+        """Batch by batch, after the rows the pass's checkpoints say it has read; the next batch is
+        read and its fingerprints asked for while this one is planned and written, so the server's
+        answer costs no waiting (``_Batch``)."""
         pending: list[_Batch] = []  # the batch being handled, and the one read ahead
+        if progress is not None and state.rows_read:
+            progress(state.counts)
         try:
-            async for rows in _batches(source.rows(), self.batch_size):
+            async for rows in _batches(source.rows(), batch_size, skip=state.rows_read):
                 pending.append(self._prepare(rows))
                 if len(pending) == 2:
                     await self._finish(pending[0], pending[1], state, caller, progress, store_errors)
@@ -432,7 +431,7 @@ class IngestFeed:
         self,
         batch: _Batch,
         following: _Batch | None,
-        state: _Pass,
+        state: Pass,
         caller: Caller,
         progress: Progress | None,
         store_errors: bool,
@@ -449,7 +448,7 @@ class IngestFeed:
         if progress is not None:
             progress(state.counts)
 
-    async def _batch(self, batch: _Batch, state: _Pass, caller: Caller, store_errors: bool) -> set[str]:
+    async def _batch(self, batch: _Batch, state: Pass, caller: Caller, store_errors: bool) -> set[str]:
         """Plans and writes one batch; the ids of the products it wrote."""
         if state.lease is not None and state.lease.lost:
             raise _LeaseLost
@@ -463,9 +462,11 @@ class IngestFeed:
                 # elsewhere (no lookups: they are most of a new feed's reads); on a refusal it plans
                 # again with the lookups, and the rows at fault become row errors.
                 plan = await self._plan(batch, state, caller, attempt)
-                if not (state.write and plan.writes):
-                    break
-                await (state.writer or self.catalog).write_batch(plan.writes)
+                writes = plan.writes if state.write else []
+                if state.writer is not None:  # the batch and the run's progress, all or nothing
+                    await state.writer.write_batch(writes, self._checkpoint(batch, state, plan, store_errors))
+                elif writes:
+                    await self.catalog.write_batch(writes)
                 break
             except (VersionMismatch, ProductConflict):
                 # A SKU or GTIN is taken, or somebody else wrote one of these products meanwhile:
@@ -476,21 +477,60 @@ class IngestFeed:
             state.writes += sum(1 for write in plan.writes if write.entry is not None)
             await self._read_back(plan, state)
         for pid, product_state in plan.states.items():
-            state.products.put(_digest(pid), product_state.packed())
+            state.products.put(digest(pid), product_state.packed())
         for sku_key in plan.seen_skus:  # every readable row counts as seen, valid or not (FEED.md duplicate_sku)
             state.seen_skus.add(sku_key)
         for gtin_key in plan.seen_gtins:
             state.seen_gtins.add(gtin_key)
+        for style_key, fields_key in plan.new_styles.items():
+            state.styles.put(style_key, fields_key)
         state.counts = state.counts.plus(plan.counts)
+        state.rows_read += len(batch.rows)
         if state.lease is not None:
             state.lease.counts = state.counts
+            if state.writer is not None:  # the checkpoint renewed the lease
+                state.lease.renewed_at = asyncio.get_running_loop().time()
         if store_errors and plan.errors:
-            await self.runs.add_errors(state.run_id, state.errors_stored, plan.errors)
+            if state.writer is None:  # else stored with the checkpoint
+                await self.runs.add_errors(state.run_id, state.errors_stored, plan.errors)
             state.errors_stored += len(plan.errors)
             state.invalid_rows_stored += len({error.line for error in plan.errors})
+        if state.writer is not None:
+            state.checkpoints += 1
         return {write.product_id for write in plan.writes} if state.write else set()
 
-    async def _plan(self, batch: _Batch, state: _Pass, caller: Caller, attempt: int) -> _Plan:
+    def _checkpoint(self, batch: _Batch, state: Pass, plan: _Plan, store_errors: bool) -> Checkpoint:
+        """The run's progress as it will be once this batch is committed (with it, in its transaction)."""
+        errors = tuple(plan.errors) if store_errors else ()
+        entries = sum(1 for write in plan.writes if write.entry is not None) if state.write else 0
+        delta = Delta(
+            skus=plan.seen_skus,
+            gtins=plan.seen_gtins,
+            products={digest(pid): product_state.packed() for pid, product_state in plan.states.items()},
+            styles=plan.new_styles,
+        )
+        encoded = encode_delta(
+            state,
+            delta,
+            errors_stored=state.errors_stored + len(errors),
+            invalid_rows_stored=state.invalid_rows_stored + len({error.line for error in errors}),
+            writes=state.writes + entries,
+        )
+        return Checkpoint(
+            run_id=state.run_id,
+            owner=self.leases.owner,
+            number=state.checkpoints + 1,
+            pass_number=state.number,
+            rows_read=state.rows_read + len(batch.rows),
+            batch_size=len(batch.rows) if batch.rows else self.batch_size,
+            counts=state.counts.plus(plan.counts),
+            lease_until=self.leases.until(),
+            errors=errors,
+            first_error=state.errors_stored,
+            state=encoded,
+        )
+
+    async def _plan(self, batch: _Batch, state: Pass, caller: Caller, attempt: int) -> _Plan:
         # A writing pass first trusts the unique indexes to refuse a SKU or GTIN held elsewhere.
         optimistic = state.write and attempt == 0
         errors: list[RowError] = []
@@ -518,30 +558,34 @@ class IngestFeed:
             if outcome.parsed is not None:
                 parsed.append(_Row.of(outcome.parsed, key))
         if self.brands is not None:
-            parsed = await self._canonical_brands(parsed, register=state.write)
+            parsed = await self._canonical_brands(parsed, state)
         missing = {row.product_id for row in parsed} - wanted
         if missing:
             fingerprints.update(await self.catalog.fingerprints(missing))
 
         # Feed-wide rules, in feed order: duplicates and style conflicts.
+        new_styles: dict[int, int] = {}
         batch_skus: set[int] = set()
         batch_gtins: set[int] = set()
         for row in parsed:
-            sku_key = _digest(row.sku)
+            sku_key = digest(row.sku)
             if sku_key in state.seen_skus or sku_key in batch_skus:
                 fail(row.line, row.sku, "sku", ErrorCode.DUPLICATE_SKU, f"SKU {row.sku} appears earlier in the feed")
             batch_skus.add(sku_key)
             gtin = row.gtin
             if gtin is not None:
-                gtin_key = _digest(gtin)
+                gtin_key = digest(gtin)
                 if gtin_key in state.seen_gtins or gtin_key in batch_gtins:
                     fail(
                         row.line, row.sku, "gtin", ErrorCode.DUPLICATE_GTIN, f"GTIN {gtin} appears earlier in the feed"
                     )
                 batch_gtins.add(gtin_key)
-            fields_key = _digest(row.fields_digest)
-            # Idempotent: a batch planned again sets the same first rows.
-            if fields_key != state.styles.setdefault(_digest(row.product_id), fields_key):
+            fields_key = digest(row.fields_digest)
+            style_key = digest(row.product_id)
+            first_fields = state.styles.get(style_key)
+            if first_fields is None:  # the first readable row of the product: kept once the batch is
+                first_fields = new_styles.setdefault(style_key, fields_key)
+            if fields_key != first_fields:
                 fail(
                     row.line,
                     row.sku,
@@ -582,31 +626,34 @@ class IngestFeed:
         for row in valid:
             groups.setdefault(row.product_id, []).append(row)
         plan = await self._diff(groups, fingerprints, state, caller, errors, invalid_lines, len(batch.rows))
-        plan.seen_skus, plan.seen_gtins = batch_skus, batch_gtins
+        plan.seen_skus, plan.seen_gtins, plan.new_styles = batch_skus, batch_gtins, new_styles
         return plan
 
-    async def _canonical_brands(self, rows: list[_Row], register: bool) -> list[_Row]:
-        """Parsed rows take their brand's canonical spelling (``BrandNames``); a pass that writes
-        nothing registers no new brand."""
+    async def _canonical_brands(self, rows: list[_Row], state: Pass) -> list[_Row]:
+        """Parsed rows take their brand's canonical spelling (``BrandNames``). A pass that writes
+        nothing registers no new brand, and gives a brand the catalog does not know the first
+        spelling this pass met, as the writing pass's registration would: the counts are the same."""
         assert self.brands is not None
         spellings = list(dict.fromkeys(row.brand for row in rows if row.parsed is not None))  # in feed order
         if not spellings:
             return rows
-        names = await self.brands.canonical(spellings, register=register)
+        names = await self.brands.canonical(spellings, register=state.write)
+        if not state.write:
+            names = {spelling: state.brands.setdefault(brand_key(spelling), names[spelling]) for spelling in spellings}
         return [row.with_brand(names[row.brand]) if row.parsed is not None else row for row in rows]
 
     async def _diff(
         self,
         groups: dict[str, list[_Row]],
         fingerprints: dict[str, Fingerprint],
-        state: _Pass,
+        state: Pass,
         caller: Caller,
         errors: list[RowError],
         invalid_lines: set[int],
         rows: int,
     ) -> _Plan:
         created = updated = unchanged = products_created = products_updated = 0
-        states: dict[str, _ProductState] = {}
+        states: dict[str, ProductState] = {}
         to_write: dict[str, list[_Row]] = {}
         #: Products whose rows are all unchanged but whose stored raw digests are not the rows'
         #: (a catalog from before ADR 0011, a new rules version): stamped, not versioned.
@@ -616,7 +663,7 @@ class IngestFeed:
             row_fields = group[0].fields_digest
             known = state.product(pid)
             if known is None:
-                known = _ProductState(
+                known = ProductState(
                     existed=fp is not None,
                     fields_changed=fp is None or fp.fields_hash != row_fields,
                 )
@@ -679,7 +726,7 @@ class IngestFeed:
         groups: dict[str, list[_Row]],
         stamps: dict[str, list[_Row]],
         fingerprints: dict[str, Fingerprint],
-        state: _Pass,
+        state: Pass,
         caller: Caller,
     ) -> list[ProductWrite]:
         # A product without a fingerprint was not stored when planned: nothing to read (if another
@@ -720,7 +767,7 @@ class IngestFeed:
                 writes.append(ProductWrite(before, before, None, _raw_digests(before, group, fp)))
         return writes
 
-    async def _read_back(self, plan: _Plan, state: _Pass) -> None:
+    async def _read_back(self, plan: _Plan, state: Pass) -> None:
         """Every SKU a batch wrote is read back and compared with what the run meant to write."""
         stored = await self.catalog.fingerprints(set(plan.expected))
         for pid, (expected_fields, expected_variants) in plan.expected.items():
@@ -728,11 +775,11 @@ class IngestFeed:
             if fp is None or fp.fields_hash != expected_fields:
                 state.readback_failed(pid)
                 continue
-            for sku, digest in expected_variants.items():
-                if fp.variant_hashes.get(sku) != digest:
+            for sku, expected in expected_variants.items():
+                if fp.variant_hashes.get(sku) != expected:
                     state.readback_failed(f"{pid}/{sku}")
 
-    async def _deny_brand(self, caller: Caller, state: _Pass, row: _Row) -> None:
+    async def _deny_brand(self, caller: Caller, state: Pass, row: _Row) -> None:
         key = brand_key(row.brand)
         if key not in state.denied_brands:
             state.denied_brands.add(key)
@@ -744,7 +791,7 @@ class IngestFeed:
                 reason="brand outside the token's brand scope",
             )
 
-    async def _checks(self, run: IngestionRun, state: _Pass) -> list[Check]:
+    async def _checks(self, run: IngestionRun, state: Pass) -> list[Check]:
         c = state.counts
         checks = [
             Check(
@@ -778,11 +825,11 @@ class IngestFeed:
         checks.append(await self._only_feed_products(run, state))
         return checks
 
-    async def _only_feed_products(self, run: IngestionRun, state: _Pass) -> Check:
+    async def _only_feed_products(self, run: IngestionRun, state: Pass) -> Check:
         """The store's change log holds exactly the writes this run made (all of products of the
         feed, by construction): counted on the server, no entry is read, whatever the run's size."""
         logged = await self.catalog.count_entries(ingestion_source(run.run_id))
-        written = sum(1 for bits in state.products.values() if _ProductState.unpacked(bits).written)
+        written = sum(1 for bits in state.products.values() if ProductState.unpacked(bits).written)
         return Check(
             "only_feed_products_changed",
             logged == state.writes,
@@ -850,10 +897,16 @@ class _Batch:
                     await asyncio.sleep(0)
 
 
-async def _batches(rows: Iterator[FeedRow], size: int) -> AsyncIterator[list[FeedRow]]:
-    """The feed's rows ``size`` at a time, each batch read in a worker thread: reading (inflating
-    gzip, splitting lines, decoding JSON or CSV, skipping blank lines) is work in proportion to the
-    file, not to its rows, and on the event loop it would stall every other request meanwhile."""
+async def _batches(rows: Iterator[FeedRow], size: int, skip: int = 0) -> AsyncIterator[list[FeedRow]]:
+    """The feed's rows ``size`` at a time, after the first ``skip`` (a resumed pass), each batch read
+    in a worker thread: reading (inflating gzip, splitting lines, decoding JSON or CSV, skipping blank
+    lines) is work in proportion to the file, not to its rows, and on the event loop it would stall
+    every other request meanwhile."""
+    while skip > 0:
+        skipped = len(await asyncio.to_thread(_take, rows, min(skip, 50_000)))
+        if not skipped:
+            return
+        skip -= skipped
     while batch := await asyncio.to_thread(_take, rows, size):
         yield batch
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from application.metrics import IngestionMetrics, NoIngestionMetrics
-from domain.ingestion import IngestionRun
+from domain.ingestion import IngestionRun, RunStatus
 from domain.ports import BulkCatalog, Clock, Executors, IngestionRuns
 
 DEFAULT_LEASE_SECONDS = 30.0
@@ -73,7 +73,11 @@ class RunLeases:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         metrics: IngestionMetrics | None = None,
         log: IngestionLog | None = None,
+        requeue: bool = False,
     ) -> None:
+        """``requeue``: a job engine redelivers runs (``EYEWEAR_BROKER_URL``): a running run nobody
+        works on goes back to the queue, for the next executor to go on from its checkpoints, instead
+        of being recorded interrupted."""
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.runs = runs
@@ -83,6 +87,12 @@ class RunLeases:
         self.lease = timedelta(seconds=lease_seconds)
         self.metrics: IngestionMetrics = metrics or NoIngestionMetrics()
         self.log: IngestionLog = log or NoIngestionLog()
+        self.requeue = requeue
+
+    @property
+    def takes_over(self) -> bool:
+        """Whether a run nobody works on is taken over (queued again) rather than interrupted."""
+        return self.requeue
 
     @property
     def owner(self) -> str:
@@ -101,15 +111,28 @@ class RunLeases:
         gone = run.owner is not None and self.executors.gone(run.owner)
         return run.abandoned(self.clock.now(), gone)
 
+    async def release(self, run: IngestionRun) -> None:
+        """Ends what the run's writer left open (a transaction holding its products); a failure is
+        logged: the run is settled anyway, and whoever goes on may wait for the server meanwhile."""
+        if run.writer is None:
+            return
+        try:
+            await self.catalog.release(run.writer)
+        except Exception as error:
+            self.log.event("ingestion.run.release_failed", run_id=run.run_id, error=type(error).__name__)
+
     async def settle(self, run: IngestionRun) -> IngestionRun:
-        """The run as it stands: recorded interrupted first when nobody works on it any more."""
+        """The run as it stands: when nobody works on it any more, queued again (``requeue``, a
+        running run) or recorded interrupted first."""
         if not self.abandoned(run):
             return run
-        if run.writer is not None:
-            try:
-                await self.catalog.release(run.writer)
-            except Exception as error:  # the run is still interrupted; a re-run may wait for the server
-                self.log.event("ingestion.run.release_failed", run_id=run.run_id, error=type(error).__name__)
+        await self.release(run)
+        if self.requeue and run.status is RunStatus.RUNNING and run.owner is not None:
+            queued = await self.runs.hand_back(run.run_id, run.owner)
+            if queued is None:
+                return await self.runs.get(run.run_id) or run
+            self.log.event("ingestion.run.requeued", run_id=run.run_id, owner=run.owner, rows=run.counts.rows)
+            return queued
         interrupted = await self.runs.interrupt(run.run_id, run.owner, self.clock.now())
         if interrupted is None:  # another process settled it, or its owner finished after all
             return await self.runs.get(run.run_id) or run

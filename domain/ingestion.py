@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from domain.errors import ErrorCode, FieldError, RuleViolation, invalid
+from domain.feed_rows import RowError
 from domain.text import parse_plain_text
 
 #: The longest feed name a run keeps (a file name, as the feed's sender gave it).
@@ -99,6 +100,11 @@ class IngestionRun:
     lease_until: datetime | None = None
     #: The catalog writer the owner writes batches with: what a dead owner left open is released by it.
     writer: str | None = None
+    #: Who asked for the run, as authorized then: an executor elsewhere applies the same brand scope
+    #: and audits under the same name and request id.
+    actor_roles: tuple[str, ...] = ()
+    actor_brands: tuple[str, ...] = ()
+    correlation_id: str | None = None
 
     def abandoned(self, now: datetime, owner_gone: bool) -> bool:
         """Unfinished and nobody is working on it: its owner is known to be gone, or stopped renewing
@@ -131,6 +137,40 @@ class IngestionRun:
         return dataclasses.replace(self, **changes)
 
 
+class RunTakenOver(Exception):
+    """The run is no longer this process's (another process took it over, or recorded it
+    interrupted): whatever this process was about to write for it is not written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What a run has committed so far, stored in the very transaction of the batch that got it
+    there (together with that batch's row errors), and only while the run is still ``owner``'s.
+
+    A process that takes the run over resumes after the last checkpoint: it skips the
+    ``rows_read`` rows of pass ``pass_number``, rebuilds what the pass remembers from the ``state``
+    of every checkpoint of that pass, and goes on with the same ``batch_size``; the run then ends
+    with the counts, versions and history of an uninterrupted run.
+    """
+
+    run_id: str
+    owner: str
+    #: 1 for the first checkpoint of the run, counting every pass.
+    number: int
+    #: 1, or 2 for the writing pass of a ``reject-all`` run.
+    pass_number: int
+    rows_read: int
+    batch_size: int
+    #: The pass's counts so far (this batch included).
+    counts: RunCounts
+    lease_until: datetime
+    #: This batch's row errors, numbered from ``first_error``.
+    errors: tuple[RowError, ...] = ()
+    first_error: int = 0
+    #: What the pass remembers, as this batch changed it (the pipeline's own encoding; opaque to stores).
+    state: bytes = b""
+
+
 def parse_source_name(raw: str, field: str = "source") -> str:
     """A feed's name as a run records and reports it: plain text (FEED.md's text rule: no markup, no
     control characters) that names a file, not a path (no ``/`` or ``\\``): it is shown to operators
@@ -146,7 +186,8 @@ def parse_source_name(raw: str, field: str = "source") -> str:
 
 
 def run_report(run: IngestionRun) -> dict[str, Any]:
-    """The run report of CONTRACT.md 4.4 (plus ``reason`` and ``unknown_fields``)."""
+    """The run report of CONTRACT.md 4.4 (plus ``reason``, ``unknown_fields``, and ``executor``: the
+    process that holds or held the run, ``host:pid:start``)."""
     return {
         "run_id": run.run_id,
         "status": run.status.value,
@@ -168,6 +209,7 @@ def run_report(run: IngestionRun) -> dict[str, Any]:
         "rows_per_second": run.rows_per_second,
         "rolled_back_at": _iso(run.rolled_back_at),
         "rolled_back_by": run.rolled_back_by,
+        "executor": run.owner,
     }
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from domain.feed_rows import RowError
 from domain.history import HistoryEntry
-from domain.ingestion import IngestionRun, RunCounts
+from domain.ingestion import Checkpoint, IngestionRun, RunCounts
 from domain.product import Product
 from domain.search import Facets, Page, SearchFilters, SearchQuery
 
@@ -101,27 +101,38 @@ class BatchWriter(abc.ABC):
     identity: str | None = None
 
     @abc.abstractmethod
-    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
-        """As ``BulkCatalog.write_batch``."""
+    async def write_batch(self, writes: Sequence[ProductWrite], checkpoint: Checkpoint | None = None) -> None:
+        """As ``BulkCatalog.write_batch``, and, with a ``checkpoint``, stores it (its run's progress
+        and row errors) with the batch, all or nothing; ``RunTakenOver`` (nothing written) when the
+        run is no longer the checkpoint's owner's."""
 
     async def close(self) -> None:  # noqa: B027 - a hook: most writers hold nothing
         """Nothing to close by default."""
 
 
 class _CatalogWriter(BatchWriter):
-    def __init__(self, catalog: BulkCatalog) -> None:
-        self.catalog = catalog
+    """A catalog that cannot share a transaction with the run store: the batch, then the checkpoint
+    (a crash in between replays the batch, which then finds its products written: unchanged)."""
 
-    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+    def __init__(self, catalog: BulkCatalog, runs: IngestionRuns | None) -> None:
+        self.catalog = catalog
+        self.runs = runs
+
+    async def write_batch(self, writes: Sequence[ProductWrite], checkpoint: Checkpoint | None = None) -> None:
+        if checkpoint is not None and self.runs is not None:
+            await self.runs.store_checkpoint(checkpoint, check_only=True)
         await self.catalog.write_batch(writes)
+        if checkpoint is not None and self.runs is not None:
+            await self.runs.store_checkpoint(checkpoint)
 
 
 class BulkCatalog(abc.ABC):
     """Batch reads and all-or-nothing batch writes: what a feed of any size needs to stay fast."""
 
-    def writer(self) -> BatchWriter:
-        """A writer for one run's batches (by default, the catalog itself: nothing to release)."""
-        return _CatalogWriter(self)
+    def writer(self, runs: IngestionRuns | None = None) -> BatchWriter:
+        """A writer for one run's batches, whose checkpoints go to ``runs`` (by default, the catalog
+        itself, then the run store: nothing to release)."""
+        return _CatalogWriter(self, runs)
 
     async def release(self, writer: str) -> None:  # noqa: B027 - a hook: most stores keep nothing open
         """Ends whatever the writer ``writer`` (an ``identity``) left unfinished; its process is gone.
@@ -192,6 +203,24 @@ class IngestionRuns(abc.ABC):
     @abc.abstractmethod
     async def unfinished(self, limit: int) -> list[IngestionRun]:
         """Up to ``limit`` queued or running runs, oldest first."""
+
+    @abc.abstractmethod
+    async def hand_back(self, run_id: str, owner: str) -> IngestionRun | None:
+        """``owner`` stops working on its running run before the end, for another executor to go on
+        from its checkpoints: the run queued again without an owner, or None when it was not ``owner``'s."""
+
+    @abc.abstractmethod
+    async def store_checkpoint(self, checkpoint: Checkpoint, *, check_only: bool = False) -> None:
+        """Stores ``checkpoint`` (its row errors with it, and its counts and lease on the run) while the
+        run is its owner's running run; ``RunTakenOver`` otherwise. ``check_only``: only that check."""
+
+    @abc.abstractmethod
+    async def checkpoints(self, run_id: str) -> list[Checkpoint]:
+        """The run's checkpoints, in order."""
+
+    @abc.abstractmethod
+    async def forget_checkpoints(self, run_id: str) -> None:
+        """Drops the checkpoints of a run that ended (its record keeps the counts)."""
 
     @abc.abstractmethod
     async def add(self, run: IngestionRun) -> None: ...

@@ -156,6 +156,56 @@ def serve(
             embedded.stop()
 
 
+#: Seconds a stopping worker lets its runs finish before it hands them back (it exits within 30 s).
+WORKER_GRACE_SECONDS = 20
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="runs executed at once")] = 1,
+) -> None:
+    """Execute queued ingestion runs (with EYEWEAR_BROKER_URL) until SIGTERM or SIGINT."""
+    settings = _settings()
+    if not settings.broker_url:
+        raise _fail("eyewear worker executes runs queued on the job engine: set EYEWEAR_BROKER_URL (redis://…)", 2)
+    container = _container(settings)
+
+    async def work() -> None:
+        import signal as signals
+
+        import structlog
+
+        from adapters.mongo.migrations import migrate as run_migrations
+        from entrypoints.container import resolve
+        from entrypoints.run_reaper import consuming, run_reaper
+
+        log = structlog.get_logger("eyewear.worker")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signals.SIGTERM, signals.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await container.init_resources()
+        try:
+            await run_migrations(await resolve(container.database))
+            runs = await resolve(container.runs)
+            async with run_reaper(runs), consuming(runs, concurrency, grace=WORKER_GRACE_SECONDS):
+                log.info("worker.started", concurrency=concurrency, owner=runs.leases.owner)
+                await stop.wait()
+                log.info("worker.stopping", grace_seconds=WORKER_GRACE_SECONDS)
+        finally:
+            for signum in (signals.SIGTERM, signals.SIGINT):
+                loop.remove_signal_handler(signum)
+            await container.shutdown_resources()
+        log.info("worker.stopped")
+
+    try:
+        asyncio.run(work())
+    except EmbeddedServerError as error:
+        raise _fail(f"the embedded database did not start: {error}") from None
+    except Exception as error:  # one line, never a traceback
+        raise _fail(f"the worker stopped: {type(error).__name__}: {error}") from None
+
+
 @app.command()
 def migrate(
     check: Annotated[

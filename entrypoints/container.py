@@ -28,16 +28,18 @@ from adapters.cache.cached_repository import CachedCatalog
 from adapters.cache.invalidation import ChangeFeedInvalidator
 from adapters.embedded import EmbeddedMongo
 from adapters.files.audit_journal import JournaledAuditLog
-from adapters.files.feed_spool import FeedSpool
+from adapters.files.feed_spool import FeedSpool, SpooledFeeds
 from adapters.host.executors import LocalExecutors
 from adapters.html.nh3_sanitizer import Nh3Sanitizer
 from adapters.memory.abuse import MemoryAbuseTracker
+from adapters.memory.run_queue import InProcessRunQueue
 from adapters.metrics.prometheus import PrometheusMetrics
 from adapters.mongo.audit_log import MongoAuditLog
 from adapters.mongo.brands import MongoBrandNames
 from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
 from adapters.mongo.documents import ProductDocument
+from adapters.mongo.gridfs_feeds import GridFsFeeds
 from adapters.mongo.ingestion_runs import MongoIngestionRuns
 from adapters.mongo.migrations import bind_documents
 from adapters.mongo.monitoring import DriverMonitor
@@ -46,6 +48,7 @@ from adapters.mongo.revocation_mirror import RevocationMirror
 from adapters.mongo.revocations import MongoRevocationList
 from adapters.mongo.signing_keys import MongoKeyRegistry
 from adapters.mongo.stores import MongoStoreCatalog, MongoStoreProfiles
+from adapters.queue.saq_queue import SaqRunQueue
 from adapters.redis.abuse import RedisAbuseTracker
 from adapters.redis.client import create_redis
 from adapters.redis.revocations import RedisRevocationList
@@ -58,6 +61,7 @@ from application.ingestion import IngestFeed
 from application.ingestion_queries import GetRun, ListRuns, RunErrors
 from application.ingestion_rollback import RollbackRun
 from application.metrics import CacheMetrics
+from application.run_execution import ExecuteQueuedRun, FeedStore, RunQueue
 from application.run_leases import RunLeases
 from application.stores import ExportStore, GetStoreProfile, PutStoreProfile, StoreCatalog
 from domain.abuse import DEFAULT_CLIENT_AUTH_POLICY, AbusePolicy, AbuseTracker, ClientAuthPolicy
@@ -215,6 +219,49 @@ def feed_spool(settings: Settings, executors: LocalExecutors) -> FeedSpool:
     return FeedSpool(settings.data_dir / "spool", executors)
 
 
+def sweep_seconds(settings: Settings) -> float:
+    """How often unfinished runs are looked at: twice a lease, at least every 10 s (CONTRACT.md 6:
+    no run stays running without an executor for more than the lease plus 30 s)."""
+    return min(settings.run_lease_seconds / 2, 10.0)
+
+
+async def run_queue(settings: Settings) -> AsyncIterator[RunQueue]:
+    """The job engine's queue when ``EYEWEAR_BROKER_URL`` is set (ADR 0020), else this process."""
+    if not settings.broker_url:
+        yield InProcessRunQueue()
+        return
+    queue = SaqRunQueue(
+        settings.broker_url, heartbeat_seconds=settings.run_lease_seconds, sweep_seconds=sweep_seconds(settings)
+    )
+    await queue.open()
+    try:
+        yield queue
+    finally:
+        await queue.close()
+
+
+def feed_store(settings: Settings, database: AsyncDatabase[Any], spool: FeedSpool) -> FeedStore:
+    """Feed bodies where every executor reaches them: MongoDB with a job engine, else this host's disk."""
+    return GridFsFeeds(database, spool) if settings.broker_url else SpooledFeeds(spool)
+
+
+def queued_elsewhere(settings: Settings) -> bool:
+    """With a job engine, runs are executed by whichever worker takes them (and taken over, if it dies)."""
+    return bool(settings.broker_url)
+
+
+@dataclass(frozen=True)
+class Runs:
+    """What accepts, queues and executes ingestion runs, resolved once at start-up."""
+
+    queue: RunQueue
+    feeds: FeedStore
+    execute: ExecuteQueuedRun
+    leases: RunLeases
+    spool: FeedSpool
+    elsewhere: bool
+
+
 def abuse_tracker(redis: Any) -> AbuseTracker:
     return RedisAbuseTracker(redis) if redis is not None else MemoryAbuseTracker()
 
@@ -330,6 +377,7 @@ class Container(containers.DeclarativeContainer):
         lease_seconds=settings.provided.run_lease_seconds,
         metrics=metrics,
         log=ingestion_log,
+        requeue=providers.Callable(queued_elsewhere, settings),
     )
     feed_spool = providers.Singleton(feed_spool, settings, executors)
     redis = providers.Resource(redis_client, settings)
@@ -338,6 +386,31 @@ class Container(containers.DeclarativeContainer):
     )
     revocations = providers.Singleton(revocation_list, database, redis, revocation_mirror)
     authorizer = providers.Singleton(Authorizer, audit_log, clock, metrics)
+    run_queue = providers.Resource(run_queue, settings)
+    feed_store = providers.Singleton(feed_store, settings, database, feed_spool)
+    ingest = providers.Factory(
+        IngestFeed,
+        catalog,
+        ingestion_runs,
+        clock,
+        sanitizer,
+        authorizer,
+        metrics=metrics,
+        log=ingestion_log,
+        leases=run_leases,
+        brands=brand_names,
+    )
+    execute_run = providers.Factory(
+        ExecuteQueuedRun,
+        ingest,
+        ingestion_runs,
+        feed_store,
+        hand_back=providers.Callable(queued_elsewhere, settings),
+        log=ingestion_log,
+    )
+    runs = providers.Singleton(
+        Runs, run_queue, feed_store, execute_run, run_leases, feed_spool, providers.Callable(queued_elsewhere, settings)
+    )
 
     keys = providers.Singleton(signing_keys, settings)
     token_issuer = providers.Singleton(
@@ -388,18 +461,7 @@ class Container(containers.DeclarativeContainer):
         search=providers.Factory(SearchProducts, catalog, authorizer),
         facets=providers.Factory(GetFacets, catalog, authorizer),
         read_audit=providers.Factory(ReadAudit, audit_log, authorizer),
-        ingest=providers.Factory(
-            IngestFeed,
-            catalog,
-            ingestion_runs,
-            clock,
-            sanitizer,
-            authorizer,
-            metrics=metrics,
-            log=ingestion_log,
-            leases=run_leases,
-            brands=brand_names,
-        ),
+        ingest=ingest,
         rollback=providers.Factory(
             RollbackRun,
             catalog,

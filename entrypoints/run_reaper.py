@@ -1,9 +1,12 @@
-"""The sweep every serving process runs now and then: runs nobody works on any more are recorded
-interrupted (``RunLeases.settle_all``), and spooled feeds of dead processes deleted (``FeedSpool``).
+"""The sweep every serving process and worker runs now and then, and the consumer of runs.
 
-Without it, a run whose process died would be settled only when someone looks at it; with it, no
-run stays ``running`` without a live executor for much longer than its lease (CONTRACT.md section 6:
-the lease plus 30 s at most).
+Runs nobody works on any more are settled (``RunLeases.settle_all``): recorded interrupted, or,
+with a job engine, queued again and submitted anew (the delivery their dead executor held is given
+up); runs queued are submitted again (a job engine that lost its data loses no run: the run records
+in MongoDB are the truth); spooled feeds of dead processes are deleted, and kept feeds of failed
+runs once they expire. Without the sweep, a run whose process died would be settled only when
+someone looks at it; with it, no run stays ``running`` without a live executor for much longer than
+its lease (CONTRACT.md section 6: the lease plus 30 s at most).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from adapters.files.feed_spool import FeedSpool
-from application.run_leases import RunLeases
+from adapters.mongo.gridfs_feeds import GridFsFeeds
+from application.run_leases import SWEEP_LIMIT, RunLeases
+from domain.ingestion import RunStatus
+from entrypoints.container import Runs
 
 log = structlog.get_logger("eyewear.ingestion")
 #: The longest pause between two sweeps, whatever the lease.
@@ -26,27 +31,43 @@ def pause_for(leases: RunLeases) -> float:
     return min(leases.lease.total_seconds() / 2, MAX_PAUSE)
 
 
-async def sweep(leases: RunLeases, spool: FeedSpool | None) -> None:
+async def sweep(runs: Runs) -> None:
     """One sweep; a failure is logged, never raised (the next sweep tries again)."""
     try:
-        settled = await leases.settle_all()
-        removed = await asyncio.to_thread(spool.sweep) if spool is not None else []
+        settled = await runs.leases.settle_all()
+        resubmitted = 0
+        if runs.elsewhere:
+            for run in settled:
+                if run.status is RunStatus.QUEUED:
+                    await runs.queue.resubmit(run.run_id)
+                    resubmitted += 1
+            for run in await runs.leases.runs.unfinished(SWEEP_LIMIT):
+                if run.status is RunStatus.QUEUED and run.owner is None:
+                    await runs.queue.submit(run.run_id)  # a no-op for a run its job engine still holds
+        removed = await asyncio.to_thread(runs.spool.sweep)
+        expired = await runs.feeds.expire() if isinstance(runs.feeds, GridFsFeeds) else 0
     except Exception as error:
         log.warning("ingestion.sweep.failed", error=type(error).__name__, detail=str(error).splitlines()[0][:200])
         return
-    if settled or removed:
-        log.info("ingestion.sweep.done", interrupted=[run.run_id for run in settled], spool_files_removed=len(removed))
+    if settled or removed or expired:
+        log.info(
+            "ingestion.sweep.done",
+            settled=[run.run_id for run in settled],
+            resubmitted=resubmitted,
+            spool_files_removed=len(removed),
+            feeds_expired=expired,
+        )
 
 
 @contextlib.asynccontextmanager
-async def run_reaper(leases: RunLeases, spool: FeedSpool | None) -> AsyncIterator[None]:
+async def run_reaper(runs: Runs) -> AsyncIterator[None]:
     """Sweeps once at once (what a killed predecessor left), then every ``pause_for(leases)`` seconds."""
-    await sweep(leases, spool)
+    await sweep(runs)
 
     async def keep_sweeping() -> None:
         while True:
-            await asyncio.sleep(pause_for(leases))
-            await sweep(leases, spool)
+            await asyncio.sleep(pause_for(runs.leases))
+            await sweep(runs)
 
     task = asyncio.create_task(keep_sweeping())
     try:
@@ -55,3 +76,15 @@ async def run_reaper(leases: RunLeases, spool: FeedSpool | None) -> AsyncIterato
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def consuming(runs: Runs, concurrency: int, grace: float = 0.0) -> AsyncIterator[None]:
+    """Executes delivered runs while the block lasts; at its end, waits ``grace`` seconds for the
+    runs going on, then stops them (handed back to the job engine, or given up as interrupted)."""
+    consumer = runs.queue.consumer(runs.execute, concurrency)
+    await consumer.start()
+    try:
+        yield
+    finally:
+        await consumer.stop(grace)

@@ -30,7 +30,16 @@ from adapters.cache.backend import CacheStore
 from adapters.cache.single_flight import SingleFlight
 from domain.errors import ProductConflict, ProductNotFound, VersionMismatch
 from domain.history import HistoryEntry
-from domain.ports import BatchWriter, BulkCatalog, Fingerprint, ProductHistory, ProductRepository, ProductWrite
+from domain.ingestion import Checkpoint
+from domain.ports import (
+    BatchWriter,
+    BulkCatalog,
+    Fingerprint,
+    IngestionRuns,
+    ProductHistory,
+    ProductRepository,
+    ProductWrite,
+)
 from domain.product import Product
 from domain.search import Facets, Page, SearchFilters, SearchQuery
 
@@ -147,8 +156,8 @@ class CachedCatalog(ProductRepository, ProductHistory, BulkCatalog):
         if writes:
             await self._write_tags(self._bulk().write_batch(writes), batch_tags(writes))
 
-    def writer(self) -> BatchWriter:
-        return _InvalidatingWriter(self, self._bulk().writer())
+    def writer(self, runs: IngestionRuns | None = None) -> BatchWriter:
+        return _InvalidatingWriter(self, self._bulk().writer(runs))
 
     async def release(self, writer: str) -> None:
         await self._bulk().release(writer)
@@ -286,9 +295,11 @@ class _InvalidatingWriter(BatchWriter):
         self.inner = inner
         self.identity = inner.identity
 
-    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+    async def write_batch(self, writes: Sequence[ProductWrite], checkpoint: Checkpoint | None = None) -> None:
         if writes:
-            await self.catalog._write_tags(self.inner.write_batch(writes), batch_tags(writes))
+            await self.catalog._write_tags(self.inner.write_batch(writes, checkpoint), batch_tags(writes))
+        elif checkpoint is not None:
+            await self.inner.write_batch(writes, checkpoint)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from adapters.batch_rules import expected_version, fingerprint_of
+from adapters.memory.ingestion_runs import MemoryIngestionRuns
 from domain.conflicts import gtin_taken, product_exists, sku_taken
 from domain.errors import ProductNotFound, VersionMismatch
 from domain.history import HistoryEntry
-from domain.ports import BulkCatalog, Fingerprint, ProductHistory, ProductRepository, ProductWrite
+from domain.ingestion import Checkpoint
+from domain.ports import (
+    BatchWriter,
+    BulkCatalog,
+    Fingerprint,
+    IngestionRuns,
+    ProductHistory,
+    ProductRepository,
+    ProductWrite,
+)
 from domain.product import Product
 from domain.search import (
     FACET_FIELDS,
@@ -133,7 +143,14 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
     async def get_many(self, product_ids: Collection[str]) -> dict[str, Product]:
         return {pid: self._products[pid] for pid in set(product_ids) if pid in self._products}
 
-    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+    def writer(self, runs: IngestionRuns | None = None) -> BatchWriter:
+        if isinstance(runs, MemoryIngestionRuns):
+            return _CheckpointingWriter(self, runs)
+        return super().writer(runs)
+
+    async def write_batch(self, writes: Sequence[ProductWrite], then: Callable[[], None] | None = None) -> None:
+        """``then`` runs once the batch is known to apply, before it is stored: its exception (a run
+        taken over) stores nothing, like an aborted transaction."""
         async with self._lock:
             products, by_sku, by_gtin = dict(self._products), dict(self._by_sku), dict(self._by_gtin)
             history = dict(self._history)  # lists are replaced below, never changed in place
@@ -163,6 +180,8 @@ class MemoryCatalog(ProductRepository, ProductHistory, BulkCatalog):
                     raw[product_id] = {sku: d for sku, d in write.raw_digests.items() if sku in skus}
                 if write.entry is not None:
                     history[product_id] = [*history.get(product_id, []), write.entry]
+            if then is not None:
+                then()
             self._products, self._by_sku, self._by_gtin, self._history = products, by_sku, by_gtin, history
             self._raw = raw
 
@@ -182,3 +201,18 @@ def _check_free(product: Product, by_sku: dict[str, str], by_gtin: dict[str, str
     for gtin in product.gtins:
         if by_gtin.get(gtin, product.product_id) != product.product_id:
             raise gtin_taken(gtin, by_gtin[gtin])
+
+
+class _CheckpointingWriter(BatchWriter):
+    """Batches and their checkpoints stored together under the catalog's lock: all or nothing."""
+
+    def __init__(self, catalog: MemoryCatalog, runs: MemoryIngestionRuns) -> None:
+        self.catalog = catalog
+        self.runs = runs
+
+    async def write_batch(self, writes: Sequence[ProductWrite], checkpoint: Checkpoint | None = None) -> None:
+        if checkpoint is None:
+            await self.catalog.write_batch(writes)
+            return
+        runs = self.runs
+        await self.catalog.write_batch(writes, then=lambda: runs.keep_checkpoint(checkpoint))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from domain.feed_rows import RowError
-from domain.ingestion import INTERRUPTED, IngestionRun, RunCounts, RunStatus
+from domain.ingestion import INTERRUPTED, Checkpoint, IngestionRun, RunCounts, RunStatus, RunTakenOver
 from domain.ports import IngestionRuns
 
 
@@ -16,6 +16,7 @@ class MemoryIngestionRuns(IngestionRuns):
         self._runs: dict[str, IngestionRun] = {}
         self._errors: dict[str, dict[int, RowError]] = {}
         self._sequence: dict[str, list[int]] = {}
+        self._checkpoints: dict[str, list[Checkpoint]] = {}
 
     async def add(self, run: IngestionRun) -> None:
         """Stores a new run; adding a run id that is stored already changes nothing."""
@@ -71,6 +72,40 @@ class MemoryIngestionRuns(IngestionRuns):
         self._runs[run_id] = interrupted
         return interrupted
 
+    async def hand_back(self, run_id: str, owner: str) -> IngestionRun | None:
+        run = self._held(run_id, owner)
+        if run is None or run.status is not RunStatus.RUNNING:
+            return None
+        queued = run.but(status=RunStatus.QUEUED, owner=None, lease_until=None, writer=None)
+        self._runs[run_id] = queued
+        return queued
+
+    def check_held(self, checkpoint: Checkpoint) -> IngestionRun:
+        """The checkpoint's running run, if its owner still holds it (else ``RunTakenOver``)."""
+        run = self._held(checkpoint.run_id, checkpoint.owner)
+        if run is None or run.status is not RunStatus.RUNNING:
+            raise RunTakenOver(f"run {checkpoint.run_id} is no longer {checkpoint.owner}'s")
+        return run
+
+    def keep_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Stores a checkpoint whose run ``check_held`` just found held (no await in between: atomic)."""
+        run = self.check_held(checkpoint)
+        self._runs[run.run_id] = run.but(counts=checkpoint.counts, lease_until=checkpoint.lease_until)
+        self._checkpoints.setdefault(run.run_id, []).append(checkpoint)
+        self._add_errors(run.run_id, checkpoint.first_error, checkpoint.errors)
+
+    async def store_checkpoint(self, checkpoint: Checkpoint, *, check_only: bool = False) -> None:
+        if check_only:
+            self.check_held(checkpoint)
+        else:
+            self.keep_checkpoint(checkpoint)
+
+    async def checkpoints(self, run_id: str) -> list[Checkpoint]:
+        return list(self._checkpoints.get(run_id, []))
+
+    async def forget_checkpoints(self, run_id: str) -> None:
+        self._checkpoints.pop(run_id, None)
+
     async def unfinished(self, limit: int) -> list[IngestionRun]:
         waiting = [run for run in self._runs.values() if not run.status.finished]
         return sorted(waiting, key=lambda run: (run.created_at, run.run_id))[: max(limit, 0)]
@@ -80,6 +115,9 @@ class MemoryIngestionRuns(IngestionRuns):
         return newest[: max(limit, 0)]
 
     async def add_errors(self, run_id: str, first_seq: int, errors: Sequence[RowError]) -> None:
+        self._add_errors(run_id, first_seq, errors)
+
+    def _add_errors(self, run_id: str, first_seq: int, errors: Sequence[RowError]) -> None:
         stored = self._errors.setdefault(run_id, {})
         numbers = self._sequence.setdefault(run_id, [])
         for seq, error in enumerate(errors, start=first_seq):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson.binary import Binary
 from pymongo import ASCENDING, DeleteMany, DeleteOne, InsertOne, ReplaceOne
@@ -27,8 +27,12 @@ from adapters.mongo.retries import RetryPolicy
 from domain.conflicts import gtin_taken, sku_taken
 from domain.errors import VersionMismatch
 from domain.history import HistoryEntry
-from domain.ports import BatchWriter, BulkCatalog, Fingerprint, ProductWrite
+from domain.ingestion import Checkpoint
+from domain.ports import BatchWriter, BulkCatalog, Fingerprint, IngestionRuns, ProductWrite
 from domain.product import Product
+
+if TYPE_CHECKING:
+    from adapters.mongo.ingestion_runs import MongoIngestionRuns
 
 #: Values per ``$in`` query.
 CHUNK = 1000
@@ -44,6 +48,12 @@ _BY_RUN = [("product_id", ASCENDING), ("version", ASCENDING)]
 
 class _Stale(Exception):
     """A version condition matched nothing: the transaction is aborted, then the culprit named."""
+
+
+class _CheckpointRefused(Exception):
+    def __init__(self, error: BulkWriteError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _HistoryClash(Exception):
@@ -192,8 +202,12 @@ class MongoBulkWrites(BulkCatalog):
                     await cursor.close()
 
     # Writes.
-    def writer(self) -> BatchWriter:
-        return MongoBatchWriter(self)
+    def writer(self, runs: IngestionRuns | None = None) -> BatchWriter:
+        """With this database's run store, each batch's checkpoint is written in its transaction."""
+        from adapters.mongo.ingestion_runs import MongoIngestionRuns
+
+        shared = isinstance(runs, MongoIngestionRuns) and runs.runs.database.client is self.client
+        return MongoBatchWriter(self, runs if shared else None, runs)  # type: ignore[arg-type]
 
     async def release(self, writer: str) -> None:
         """Kills the writer's session: the server aborts the transaction a dead process left open (it
@@ -208,8 +222,15 @@ class MongoBulkWrites(BulkCatalog):
     async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
         await self._write_batch(writes, None)
 
-    async def _write_batch(self, writes: Sequence[ProductWrite], session: AsyncClientSession | None) -> None:
-        if not writes:
+    async def _write_batch(
+        self,
+        writes: Sequence[ProductWrite],
+        session: AsyncClientSession | None,
+        checkpoint: Checkpoint | None = None,
+        runs: MongoIngestionRuns | None = None,
+    ) -> None:
+        in_transaction = checkpoint is not None and runs is not None
+        if not writes and not in_transaction:
             return
         operations = [_product_operation(write) for write in writes]
         # In the order of the writes: a delete takes the product's history with it.
@@ -226,9 +247,17 @@ class MongoBulkWrites(BulkCatalog):
         deleted = sum(1 for write in writes if write.after is None)
 
         async def work(session: AsyncClientSession) -> None:
-            result = await self.products.bulk_write(operations, ordered=True, session=session)
-            if result.matched_count != replaced or result.deleted_count != deleted:
-                raise _Stale()
+            if checkpoint is not None and runs is not None:
+                # The run's record first: the transaction holds it from the start, so the owner's
+                # lease renewals (outside it) wait for the batch rather than abort it.
+                try:
+                    await runs.checkpoint_in(checkpoint, session)
+                except BulkWriteError as error:  # not a product's refusal: the run store's own failure
+                    raise _CheckpointRefused(error) from error
+            if operations:
+                result = await self.products.bulk_write(operations, ordered=True, session=session)
+                if result.matched_count != replaced or result.deleted_count != deleted:
+                    raise _Stale()
             if history_operations:
                 try:
                     await self.history.bulk_write(history_operations, ordered=True, session=session)
@@ -248,6 +277,8 @@ class MongoBulkWrites(BulkCatalog):
             raise VersionMismatch(entry["product_id"], entry["version"] - 1, None) from None
         except BulkWriteError as error:
             raise await self._refused(writes, error) from None
+        except _CheckpointRefused as refused:
+            raise refused.error from None
 
     async def _stored_versions(self, writes: Sequence[ProductWrite]) -> dict[str, int]:
         ids = {write.product_id for write in writes}
@@ -293,15 +324,26 @@ class MongoBulkWrites(BulkCatalog):
 class MongoBatchWriter(BatchWriter):
     """One run's batches, each a transaction on one explicit session held for the run: its id (the
     ``identity``) is recorded with the run before the first batch, so that another process can kill
-    the session (``release``) if this one dies with a transaction open."""
+    the session (``release``) if this one dies with a transaction open. With the run store of the
+    same database, each batch's checkpoint is written in the batch's own transaction (exactly-once
+    effects across a take-over); with another store, after it."""
 
-    def __init__(self, catalog: MongoBulkWrites) -> None:
+    def __init__(
+        self, catalog: MongoBulkWrites, runs: MongoIngestionRuns | None, other: IngestionRuns | None = None
+    ) -> None:
         self.catalog = catalog
+        self.runs = runs
+        self.other = other if runs is None else None
         self.session: AsyncClientSession = catalog.client.start_session()
         self.identity = self.session.session_id["id"].as_uuid().hex
 
-    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
-        await self.catalog._write_batch(writes, self.session)
+    async def write_batch(self, writes: Sequence[ProductWrite], checkpoint: Checkpoint | None = None) -> None:
+        if checkpoint is not None and self.other is not None:
+            await self.other.store_checkpoint(checkpoint, check_only=True)
+            await self.catalog._write_batch(writes, self.session)
+            await self.other.store_checkpoint(checkpoint)
+            return
+        await self.catalog._write_batch(writes, self.session, checkpoint, self.runs)
 
     async def close(self) -> None:
         await self.session.end_session()

@@ -17,7 +17,11 @@ from bson import Decimal128
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from adapters.mongo.ingestion_documents import IngestionErrorDocument, IngestionRunDocument
+from adapters.mongo.ingestion_documents import (
+    IngestionCheckpointDocument,
+    IngestionErrorDocument,
+    IngestionRunDocument,
+)
 
 Text = Annotated[str, Field(min_length=1)]
 
@@ -343,6 +347,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     StoreDocument,
     IngestionRunDocument,
     IngestionErrorDocument,
+    IngestionCheckpointDocument,
     BrandDocument,
     SigningKeyDocument,
 ]

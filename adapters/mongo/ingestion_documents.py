@@ -77,6 +77,9 @@ class IngestionRunFields(BaseModel):
     owner: str | None = None
     lease_until: datetime | None = None
     writer: str | None = None
+    actor_roles: list[str] = Field(default_factory=list)
+    actor_brands: list[str] = Field(default_factory=list)
+    correlation_id: str | None = None
 
 
 class IngestionRunDocument(IngestionRunFields, Document):  # type: ignore[misc]
@@ -92,6 +95,37 @@ class IngestionRunDocument(IngestionRunFields, Document):  # type: ignore[misc]
                 name="unfinished_oldest_first",
             ),
             IndexModel([("_id", ASCENDING), ("holder", ASCENDING)], name="by_holder"),
+        ]
+
+
+class IngestionCheckpointFields(BaseModel):
+    """A run's progress as of one committed batch (``domain.ingestion.Checkpoint``); its row errors
+    are stored with it as ``ingestion_errors``, in the same transaction."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: Annotated[str, Field(min_length=1)] = Field(alias="_id")
+    run_id: Annotated[str, Field(min_length=1)]
+    number: Annotated[int, Field(ge=1)]
+    pass_number: Annotated[int, Field(ge=1, le=2)]
+    rows_read: Count
+    batch_size: Annotated[int, Field(ge=1)]
+    owner: Annotated[str, Field(min_length=1)]
+    counts: RunCountsFields
+    lease_until: datetime
+    first_error: Count
+    error_count: Count
+    state: bytes
+
+
+class IngestionCheckpointDocument(IngestionCheckpointFields, Document):  # type: ignore[misc]
+    class Settings:
+        name = "ingestion_checkpoints"
+        use_revision = False
+        validate_on_save = False
+        keep_nulls = True
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("run_id", ASCENDING), ("number", ASCENDING)], name="by_run_number", unique=True),
         ]
 
 

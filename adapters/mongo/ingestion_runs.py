@@ -16,6 +16,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from adapters.mongo.ingestion_documents import (
+    IngestionCheckpointDocument,
+    IngestionCheckpointFields,
     IngestionErrorDocument,
     IngestionErrorFields,
     IngestionRunDocument,
@@ -23,7 +25,16 @@ from adapters.mongo.ingestion_documents import (
 )
 from adapters.mongo.retries import DEFAULT_RETRY, RetryPolicy
 from domain.feed_rows import RowError
-from domain.ingestion import INTERRUPTED, Check, ErrorPolicy, IngestionRun, RunCounts, RunStatus
+from domain.ingestion import (
+    INTERRUPTED,
+    Check,
+    Checkpoint,
+    ErrorPolicy,
+    IngestionRun,
+    RunCounts,
+    RunStatus,
+    RunTakenOver,
+)
 from domain.ports import IngestionRuns
 
 DUPLICATE_KEY = 11000
@@ -55,6 +66,9 @@ def run_to_bson(run: IngestionRun) -> dict[str, Any]:
             "owner": run.owner,
             "lease_until": run.lease_until,
             "writer": run.writer,
+            "actor_roles": list(run.actor_roles),
+            "actor_brands": list(run.actor_brands),
+            "correlation_id": run.correlation_id,
         }
     )
     return record.model_dump(by_alias=True)
@@ -86,6 +100,46 @@ def run_from_bson(raw: dict[str, Any]) -> IngestionRun:
         owner=record.owner,
         lease_until=record.lease_until,
         writer=record.writer,
+        actor_roles=tuple(record.actor_roles),
+        actor_brands=tuple(record.actor_brands),
+        correlation_id=record.correlation_id,
+    )
+
+
+def checkpoint_to_bson(checkpoint: Checkpoint) -> dict[str, Any]:
+    record = IngestionCheckpointFields.model_validate(
+        {
+            "_id": f"{checkpoint.run_id}/{checkpoint.number:09d}",
+            "run_id": checkpoint.run_id,
+            "number": checkpoint.number,
+            "pass_number": checkpoint.pass_number,
+            "rows_read": checkpoint.rows_read,
+            "batch_size": checkpoint.batch_size,
+            "owner": checkpoint.owner,
+            "counts": checkpoint.counts.as_dict(),
+            "lease_until": checkpoint.lease_until,
+            "first_error": checkpoint.first_error,
+            "error_count": len(checkpoint.errors),
+            "state": checkpoint.state,
+        }
+    )
+    return record.model_dump(by_alias=True)
+
+
+def checkpoint_from_bson(raw: dict[str, Any]) -> Checkpoint:
+    """Without its errors: they are read page by page with ``errors`` (a resumed run needs none)."""
+    record = IngestionCheckpointFields.model_validate(raw)
+    return Checkpoint(
+        run_id=record.run_id,
+        owner=record.owner,
+        number=record.number,
+        pass_number=record.pass_number,
+        rows_read=record.rows_read,
+        batch_size=record.batch_size,
+        counts=RunCounts(**record.counts.model_dump()),
+        lease_until=record.lease_until,
+        first_error=record.first_error,
+        state=record.state,
     )
 
 
@@ -111,6 +165,7 @@ class MongoIngestionRuns(IngestionRuns):
     def __init__(self, database: AsyncDatabase[Any], retry: RetryPolicy = DEFAULT_RETRY) -> None:
         self.runs = database[IngestionRunDocument.Settings.name]
         self.errors_collection = database[IngestionErrorDocument.Settings.name]
+        self.checkpoints_collection = database[IngestionCheckpointDocument.Settings.name]
         self.retry = retry
 
     async def add(self, run: IngestionRun) -> None:
@@ -172,6 +227,55 @@ class MongoIngestionRuns(IngestionRuns):
         if await self._change(run_id, holder_of(run.status, owner), interrupted):
             return interrupted
         return None
+
+    async def hand_back(self, run_id: str, owner: str) -> IngestionRun | None:
+        run = await self.get(run_id)
+        if run is None or run.status is not RunStatus.RUNNING or run.owner != owner:
+            return None
+        queued = run.but(status=RunStatus.QUEUED, owner=None, lease_until=None, writer=None)
+        return queued if await self._change(run_id, holder_of(RunStatus.RUNNING, owner), queued) else None
+
+    async def checkpoint_in(self, checkpoint: Checkpoint, session: Any) -> None:
+        """The checkpoint's writes, in ``session``'s transaction (the batch's): the run's counts and
+        lease while it is still the owner's (``RunTakenOver`` aborts the transaction otherwise), the
+        checkpoint, and the batch's row errors."""
+        held = {"_id": checkpoint.run_id, "holder": holder_of(RunStatus.RUNNING, checkpoint.owner)}
+        progress = {"counts": checkpoint.counts.as_dict(), "lease_until": checkpoint.lease_until}
+        result = await self.runs.update_one(held, {"$set": progress}, session=session)
+        if not result.matched_count:
+            raise RunTakenOver(f"run {checkpoint.run_id} is no longer {checkpoint.owner}'s")
+        await self.checkpoints_collection.insert_one(checkpoint_to_bson(checkpoint), session=session)
+        if checkpoint.errors:
+            documents = [
+                error_to_bson(checkpoint.run_id, checkpoint.first_error + offset, error)
+                for offset, error in enumerate(checkpoint.errors)
+            ]
+            await self.errors_collection.insert_many(documents, session=session)
+
+    async def store_checkpoint(self, checkpoint: Checkpoint, *, check_only: bool = False) -> None:
+        """Outside a transaction (a catalog that cannot share one): each write is idempotent."""
+        held = {"_id": checkpoint.run_id, "holder": holder_of(RunStatus.RUNNING, checkpoint.owner)}
+        if check_only:
+            if await self.retry.call(self.runs.find_one, held, {"_id": 1}) is None:
+                raise RunTakenOver(f"run {checkpoint.run_id} is no longer {checkpoint.owner}'s")
+            return
+        progress = {"counts": checkpoint.counts.as_dict(), "lease_until": checkpoint.lease_until}
+        result = await self.retry.call(self.runs.update_one, held, {"$set": progress})
+        if not result.matched_count:
+            raise RunTakenOver(f"run {checkpoint.run_id} is no longer {checkpoint.owner}'s")
+        document = checkpoint_to_bson(checkpoint)
+        await self.retry.call(self.checkpoints_collection.replace_one, {"_id": document["_id"]}, document, upsert=True)
+        await self.add_errors(checkpoint.run_id, checkpoint.first_error, checkpoint.errors)
+
+    async def checkpoints(self, run_id: str) -> list[Checkpoint]:
+        async def attempt() -> list[dict[str, Any]]:
+            found = self.checkpoints_collection.find({"run_id": run_id}).sort("number", ASCENDING)
+            return await found.to_list()
+
+        return [checkpoint_from_bson(raw) for raw in await self.retry.call(attempt)]
+
+    async def forget_checkpoints(self, run_id: str) -> None:
+        await self.retry.call(self.checkpoints_collection.delete_many, {"run_id": run_id})
 
     async def unfinished(self, limit: int) -> list[IngestionRun]:
         if limit <= 0:

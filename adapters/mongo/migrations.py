@@ -12,6 +12,7 @@ from beanie import Document, init_beanie
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongo.documents import DOCUMENT_MODELS, BrandDocument, ProductDocument
+from adapters.mongo.gridfs_feeds import ensure_feed_indexes
 from adapters.mongo.ingestion_documents import IngestionRunDocument
 from adapters.mongo.ingestion_runs import holder_of
 from adapters.mongo.schema import validator_for
@@ -88,6 +89,7 @@ async def migrate(database: AsyncDatabase[Any]) -> list[str]:
     for model in DOCUMENT_MODELS:
         changes += await _ensure_collection(database, model)
         changes += await _ensure_indexes(database, model)
+    changes += await ensure_feed_indexes(database)
     return changes + await _backfill_run_leases(database) + await _seed_brands(database)
 
 

@@ -22,6 +22,7 @@ _SCALARS: dict[type, list[str]] = {
     float: ["double", "int", "long"],
     datetime: ["date"],
     Decimal: ["decimal"],
+    bytes: ["binData"],
 }
 _SKIP = frozenset({"revision_id"})
 

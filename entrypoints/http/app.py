@@ -20,10 +20,12 @@ from entrypoints.http.database_outage import install_database_outage
 from entrypoints.http.metrics_middleware import RequestTelemetryMiddleware
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
-from entrypoints.run_reaper import run_reaper
+from entrypoints.run_reaper import consuming, run_reaper
 
 log = structlog.get_logger(__name__)
 StartupHook = Callable[[Container], Awaitable[None]]
+#: Runs this process executes at once when it executes the runs it accepts (no job engine).
+IN_PROCESS_RUNS = 4
 
 
 def _mongo_probe(container: Container) -> Callable[[], Awaitable[Any]]:
@@ -59,17 +61,17 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
             app.state.metrics = await resolve(container.metrics)
             app.state.oauth = await resolve(container.oauth_server)
             app.state.readiness_probes = {"mongodb": _mongo_probe(container), "cache": _cache_probe(container)}
-            app.state.spool = await resolve(container.feed_spool)
-            reaper = run_reaper(await resolve(container.run_leases), app.state.spool)
-            await stack.enter_async_context(reaper)  # what a killed predecessor left is settled first
+            runs = app.state.runs = await resolve(container.runs)
+            await stack.enter_async_context(run_reaper(runs))  # what a killed predecessor left is settled first
+            if not runs.elsewhere:  # no job engine: this process executes the runs it accepts
+                await stack.enter_async_context(consuming(runs, IN_PROCESS_RUNS))
             # The embedded server's supervisor, when it is behind our URL: known outages answer 503 at once.
             app.state.database_watch = serving(await resolve(container.mongo_url))
             if on_startup is not None:
                 await on_startup(container)
             yield
         finally:
-            await ingestions.stop_background_runs(app)
-            await stack.aclose()
+            await stack.aclose()  # runs going on are given up (interrupted), then the sweeps end
             await container.shutdown_resources()  # type: ignore[misc]
 
     app = FastAPI(

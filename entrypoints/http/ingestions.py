@@ -1,29 +1,25 @@
 """Ingestion routes (CONTRACT.md 4.4): a feed in the body, the run in the background.
 
-The caller is authorized before a byte of the body is read; the body is then streamed to a file
-in the data dir's spool (never held in memory), the run recorded, and executed by a background
-task that owns the file and deletes it when done. A killed process leaves its files to the next
-sweep (``FeedSpool``) and its runs to the next process that looks at them (``RunLeases``).
+The caller is authorized before a byte of the body is read; the body is then streamed to the feed
+store (this host's spool, or MongoDB with a job engine; never held in memory), the run recorded as
+queued and submitted to the run queue: executed by this process's consumer, or by a worker
+(CONTRACT.md section 6). A killed process leaves its files to the next sweep (``FeedSpool``) and its
+runs to the next process that looks at them (``RunLeases``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-from pathlib import Path
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from adapters.feeds.readers import FeedFile, format_for
-from adapters.files.feed_spool import FeedSpool
 from application.authorization import Caller
 from domain.feed_rows import row_error_to_dict
-from domain.ingestion import ErrorPolicy, IngestionRun, run_report
-from entrypoints.container import UseCases
+from domain.ingestion import ErrorPolicy, run_report
+from entrypoints.container import Runs, UseCases
 from entrypoints.http import schemas
 from entrypoints.http.dependencies import use_cases
 from entrypoints.http.problems import Problem
@@ -35,8 +31,6 @@ log = structlog.get_logger(__name__)
 
 #: Feeds are large: this route accepts bodies up to this size (the rest of the API stays at 1 MiB).
 MAX_FEED_BYTES = 512 * 1024 * 1024
-#: Seconds between cancellations of a run at shutdown until it has seen one (see ``stop_background_runs``).
-CANCEL_AGAIN_AFTER = 0.05
 _SUFFIXES = {
     "application/x-ndjson": ".ndjson",
     "application/jsonl": ".jsonl",
@@ -57,46 +51,6 @@ def _suffix(request: Request) -> str:
     if encoding not in ("", "identity"):
         raise Problem(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
     return suffix
-
-
-async def _spool(request: Request, run_id: str, suffix: str) -> Path:
-    spool: FeedSpool = request.app.state.spool
-    handle, path = spool.create(run_id, suffix)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            async for chunk in request.stream():
-                out.write(chunk)
-    except BaseException:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-        raise
-    return path
-
-
-def _background(request: Request) -> dict[asyncio.Task[Any], asyncio.Event]:
-    """The runs going on, each with the event it sets once it has seen its cancellation."""
-    tasks: dict[asyncio.Task[Any], asyncio.Event] | None = getattr(request.app.state, "ingestion_tasks", None)
-    if tasks is None:
-        tasks = {}
-        request.app.state.ingestion_tasks = tasks
-    return tasks
-
-
-async def _execute(
-    cases: UseCases, run: IngestionRun, path: Path, source_name: str, caller: Caller, stopping: asyncio.Event
-) -> None:
-    try:
-        with structlog.contextvars.bound_contextvars(run_id=run.run_id):
-            # The format comes from the spooled file's suffix; the run's source is the client's name.
-            feed = FeedFile(path, *format_for(path), name=source_name)
-            await cases.ingest.execute(run, feed, caller)
-    except asyncio.CancelledError:
-        stopping.set()
-        await cases.ingest.abandon(run.run_id)
-        raise
-    except Exception:  # execute() turns data and storage problems into a failed run; this is a bug
-        log.exception("ingestion.run.crashed", run_id=run.run_id)
-    finally:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
 @router.post(
@@ -123,17 +77,17 @@ async def start_ingestion(
     suffix = _suffix(request)
     source_name = request.headers.get("x-feed-name", "").strip() or f"upload{suffix}"
     run = await cases.ingest.admit(source_name, caller, dry_run, error_policy, source_field="X-Feed-Name")
-    path = await _spool(request, run.run_id, suffix)
+    runs: Runs = request.app.state.runs
+    await runs.feeds.put(run.run_id, suffix, request.stream())
     try:
-        run = await cases.ingest.enqueue(run)
+        run = await cases.ingest.enqueue(run, hold=not runs.elsewhere)
     except BaseException:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await asyncio.shield(runs.feeds.discard(run.run_id))
         raise
-    stopping = asyncio.Event()
-    task = asyncio.create_task(_execute(cases, run, path, source_name, caller, stopping))
-    tasks = _background(request)
-    tasks[task] = stopping
-    task.add_done_callback(lambda done: tasks.pop(done, None))
+    try:
+        await runs.queue.submit(run.run_id)
+    except Exception as error:  # the run is recorded: the next sweep submits it again
+        log.warning("ingestion.run.submit_failed", run_id=run.run_id, error=type(error).__name__)
     location = f"/api/v1/ingestions/{run.run_id}"
     return JSONResponse(run_report(run), status_code=202, headers={"Location": location})
 
@@ -174,22 +128,3 @@ async def rollback_run(
     cases: UseCases = Depends(use_cases),
 ) -> dict[str, Any]:
     return run_report(await cases.rollback(run_id, caller, force))
-
-
-async def stop_background_runs(app: Any) -> None:
-    """At shutdown: running feeds are cancelled and recorded as interrupted (a re-run converges).
-
-    The cancellation is repeated until the run has seen it: one can be lost inside the driver
-    (PyMongo waits with ``asyncio.wait_for``, which on Python 3.11 drops a cancellation that
-    arrives as the awaited read completes), and the run would then go on to its end.
-    """
-    tasks: dict[asyncio.Task[Any], asyncio.Event] = getattr(app.state, "ingestion_tasks", {})
-    for task in list(tasks):
-        task.cancel()
-    for task, stopping in list(tasks.items()):
-        while not task.done() and not stopping.is_set():
-            await asyncio.wait({task}, timeout=CANCEL_AGAIN_AFTER)
-            if not stopping.is_set():
-                task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task

@@ -235,11 +235,11 @@ class FailingCatalog(MemoryCatalog):
         super().__init__()
         self.good = good
 
-    async def write_batch(self, writes: Sequence[ProductWrite]) -> None:
+    async def write_batch(self, writes: Sequence[ProductWrite], then: Any = None) -> None:
         if self.good == 0:
             raise ConnectionRefusedError("the database is gone")
         self.good -= 1
-        await super().write_batch(writes)
+        await super().write_batch(writes, then)
 
 
 async def test_a_permanent_storage_error_fails_the_run_and_a_rerun_converges(world: dict[str, Any]) -> None:
@@ -300,3 +300,22 @@ async def test_a_feed_stores_one_spelling_per_brand_and_a_dry_run_registers_none
     assert run.counts.created == 3 and run.counts.invalid == 0
     stored = await world["catalog"].get_many({"nordvik-n1", "nordvik-n2", "nordvik-n3"})
     assert {product.brand for product in stored.values()} == {"nordvik"}  # the first spelling written
+
+
+async def test_a_dry_run_counts_two_spellings_of_a_new_brand_as_the_real_run_does(world: dict[str, Any]) -> None:
+    """A pass that registers no brand still gives a new brand one spelling (the first it meets), so
+    ``Zorvik`` and ``zorvik`` in one product are no style conflict in a dry run or under reject-all."""
+    from adapters.memory.brands import MemoryBrandNames
+
+    feed = IngestFeed(
+        world["catalog"], world["runs"], world["clock"], SANITIZER, world["authorizer"], brands=MemoryBrandNames()
+    )
+    rows = [
+        {**copy.deepcopy(ROWS[0]), "brand": spelling, "style_id": "Z1", "sku": f"Z1-{n}", "gtin": None}
+        for n, spelling in enumerate(("Zorvik", "zorvik"))
+    ]
+    dry = await feed(ListFeed(rows), ADMIN, dry_run=True)
+    strict = await feed(ListFeed(rows), ADMIN, error_policy=ErrorPolicy.REJECT_ALL)
+    assert (dry.counts.valid, dry.counts.invalid) == (2, 0)
+    assert strict.status is RunStatus.SUCCEEDED and strict.counts == dry.counts
+    assert (await world["catalog"].get("zorvik-z1")).brand == "Zorvik"

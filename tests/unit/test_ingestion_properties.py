@@ -433,10 +433,10 @@ def test_a_new_rules_version_parses_every_row_once_more_and_stamps_the_new_diges
 class SlowWrites(MemoryCatalog):
     """Writes wait for the loop's next turns, as a real server's do: the parse-ahead gets to run."""
 
-    async def write_batch(self, writes: Any) -> None:
+    async def write_batch(self, writes: Any, then: Any = None) -> None:
         for _ in range(40):
             await asyncio.sleep(0)
-        await super().write_batch(writes)
+        await super().write_batch(writes, then)
 
 
 @LAWS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,13 +191,25 @@ def test_renewals_leave_three_chances_and_counts_at_most_five_seconds_old() -> N
     ]
 
 
-async def test_the_reaper_settles_at_start_and_survives_a_failing_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_reaper_settles_at_start_and_survives_a_failing_sweep(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from adapters.files.feed_spool import FeedSpool, SpooledFeeds
+    from adapters.memory.run_queue import InProcessRunQueue
+    from application.run_execution import ExecuteQueuedRun
     from entrypoints import run_reaper
+    from entrypoints.container import Runs
+
+    def runs_of(world: World, leases: RunLeases) -> Runs:
+        spool = FeedSpool(tmp_path / "spool", KnownExecutors(ALIVE))
+        feeds = SpooledFeeds(spool)
+        execute = ExecuteQueuedRun(world.ingest(ALIVE), world.runs, feeds, hand_back=False)
+        return Runs(InProcessRunQueue(), feeds, execute, leases, spool, elsewhere=False)
 
     world = World(lease_seconds=0.3)
     run_id, _ = await a_run_left_running(world, DEAD)
     world.stop(DEAD)
-    async with run_reaper.run_reaper(world.process(ALIVE), None):
+    async with run_reaper.run_reaper(runs_of(world, world.process(ALIVE))):
         stored = await world.runs.get(run_id)
         assert stored is not None and stored.reason == INTERRUPTED  # swept before the server serves
 
@@ -206,6 +219,6 @@ async def test_the_reaper_settles_at_start_and_survives_a_failing_sweep(monkeypa
 
     broken = RunLeases(Broken(), world.catalog, world.clock, lease_seconds=0.02)
     monkeypatch.setattr(run_reaper, "MAX_PAUSE", 0.01)
-    async with run_reaper.run_reaper(broken, None):
+    async with run_reaper.run_reaper(runs_of(world, broken)):
         await asyncio.sleep(0.05)  # several sweeps fail; none escapes
     assert run_reaper.pause_for(world.process(ALIVE)) == 0.01

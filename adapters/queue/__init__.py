@@ -1,0 +1,1 @@
+"""Run queues: the job engine (SAQ on Redis) behind the ``RunQueue`` port."""
