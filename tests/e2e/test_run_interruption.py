@@ -81,11 +81,18 @@ def test_a_run_killed_inside_a_transaction_is_interrupted_rollback_able_and_its_
     second_batch = sorted({product_id_for(str(r["brand"]), str(r["style_id"])) for r in rows[BATCH : 2 * BATCH]})
     try:
         assert run(["ingest", str(first)], env, timeout=300).returncode == 0
+        # The doomed process waits for its held commit rather than give up on it (a slow, busy machine
+        # must not make it fail before the test kills it); its log tells why if it ends on its own.
+        doomed_env = {**env, "EYEWEAR_MONGODB_TIMEOUT_MS": "120000"}
+        doomed_log = (tmp_path / "doomed.log").open("w")
         with commit_held(mongo_url, APP_NAME):  # only the doomed process runs while it is held
-            doomed = subprocess.Popen([*EYEWEAR, "ingest", str(cheaper)], env=env, stderr=subprocess.DEVNULL)
+            doomed = subprocess.Popen([*EYEWEAR, "ingest", str(cheaper)], env=doomed_env, stderr=doomed_log)
             deadline = time.monotonic() + 120
             while not database.products.find_one({"price_min": Decimal128("1.50")}, {"_id": 1}):
-                assert doomed.poll() is None and time.monotonic() < deadline, "the first batch never landed"
+                ended = doomed.poll() is not None
+                assert not ended and time.monotonic() < deadline, (
+                    f"the first batch never landed: {(tmp_path / 'doomed.log').read_text()[-2000:]}"
+                )
                 time.sleep(0.05)
             # The second batch is planned and written in well under a second, then its commit is held;
             # probing earlier would make its writes meet our probes' conflicts instead.
@@ -97,6 +104,7 @@ def test_a_run_killed_inside_a_transaction_is_interrupted_rollback_able_and_its_
                 held = [pid for pid in second_batch if conflicts(database, pid)]
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(timeout=30)
+            doomed_log.close()
         assert conflicts(database, held[0]), "the dead process's transaction is still open"
         (left,) = database.ingestion_runs.find({"status": "running"})
         assert left["owner"].split(":")[1] == str(doomed.pid) and left["writer"]
