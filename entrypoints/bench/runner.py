@@ -31,6 +31,7 @@ from entrypoints.bench.memory import CurvePoint, feed_sizes, memory_results
 from entrypoints.bench.reads import search_results, sku_results
 from entrypoints.bench.report import document, plot, print_report, write_json
 from entrypoints.bench.session import Scratch, open_session, scratch_settings, server_and_scratch
+from entrypoints.bench.workers import worker_results
 from entrypoints.settings import Settings
 
 __all__ = ["BenchFailed", "BenchReport", "run_bench"]
@@ -131,6 +132,8 @@ def run_bench(
             with logs_into(log_file):
                 facts, results = asyncio.run(_measure(settings, scratch, sizes, mode, workdir, say))
                 growth, curve = _in_processes(settings, scratch, sizes, workdir, say)
+                say("ingesting as two runs with one `eyewear worker`, then with two")
+                growth += worker_results(settings, scratch, workdir, sizes)
         finally:
             replay_serious(log_file)
     order = {name: i for i, name in enumerate(ORDER)}

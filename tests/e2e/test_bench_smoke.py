@@ -29,8 +29,9 @@ REQUIRED = (
     "auth.verify",
     "http.get_sku",
 )
-#: Results the bench adds beyond those: the cached read with the database audit sink (ADR 0019).
-VARIANTS = ("read.sku.cached.audit_database",)
+#: Results the bench adds beyond those: the cached read with the database audit sink (ADR 0019), and
+#: two workers against one on the same feed (ADR 0020; the test machine has ``redis-server``).
+VARIANTS = ("read.sku.cached.audit_database", "ingest.two_workers")
 VERSIONS = ("python", "pymongo", "secantusdb", "beanie", "cashews", "joserfc", "fastapi", "uvicorn")
 
 
