@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck architecture pytest redis-server clean
+.PHONY: run test install lint typecheck architecture pytest test-tools clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + ")")'
@@ -21,8 +21,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/eyewear serve --demo --host 127.0.0.1 --port 8000
 
-redis-server:
-	@bash .ci/ensure-redis-server
+test-tools:
+	@bash .ci/ensure-test-tools
 
 architecture: $(STAMP)
 	$(BIN)/lint-imports
@@ -34,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) redis-server
+pytest: $(STAMP) test-tools
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90
 
 test: architecture lint typecheck pytest
