@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from adapters.embedded import serving
 from adapters.mongo.migrations import migrate
@@ -18,6 +19,7 @@ from entrypoints.http import audit, health, ingestions, oauth, products, stores
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.database_outage import install_database_outage
 from entrypoints.http.metrics_middleware import RequestTelemetryMiddleware
+from entrypoints.http.openapi import install_security_schemes
 from entrypoints.http.problems import install_problem_handlers
 from entrypoints.http.request_id import RequestIdMiddleware
 from entrypoints.run_reaper import consuming, run_reaper
@@ -74,12 +76,16 @@ def create_app(container: Container, on_startup: StartupHook | None = None) -> F
             await stack.aclose()  # runs going on are given up (interrupted), then the sweeps end
             await container.shutdown_resources()  # type: ignore[misc]
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the installed package (fastapi-offline), never from a CDN:
+    # the docs work on a machine without internet.
+    app = FastAPIOffline(
         title="Eyewear catalog",
         version="0.1.0",
         description="Frame styles and their SKUs: validated, enriched, searchable.",
         lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
+    install_security_schemes(app)
     install_problem_handlers(app)
     install_database_outage(app)  # innermost middleware: inside the request id and the telemetry
     app.add_middleware(BodyLimitMiddleware, larger={"/api/v1/ingestions": ingestions.MAX_FEED_BYTES})
