@@ -6,7 +6,9 @@ and a synchronous ``insert_one`` per decision was the slowest layer of every rea
 a file this process holds open costs microseconds and survives a crash of this process, as a
 record acknowledged by MongoDB with its default write concern survives one of ``mongod``. A
 background task ships the lines to the durable log in batches (one ``insert_many``) within
-``LINGER`` seconds; reads of the log ship first, so this process reads its own decisions.
+``LINGER`` seconds; reads of the log ship first, so this process reads its own decisions. When
+the durable log stores records slower than they come, appends wait for the shipping to catch up
+(``BACKLOG_RECORDS``), so every process sees a decision within about a second whatever the load.
 
 Each process appends to a segment of its own, ``<pid>-<random>.jsonl`` in the journal
 directory, and holds an exclusive ``flock`` on it for its lifetime. A segment whose lock can be
@@ -40,6 +42,13 @@ LINGER = 0.05
 #: Records per insert: a backlog (a burst, a log that was down) goes in bounded inserts, each well
 #: inside the client's operation timeout, never as one insert that times out and is retried whole.
 SHIP_LINES = 500
+#: Records waiting to be shipped past which appends wait for the shipping (back-pressure): a server
+#: that stores audit records slower than requests make them would otherwise let the journal fall
+#: further and further behind, and other replicas see decisions seconds late (CONTRACT.md section 6:
+#: within 1 s). 200 records are about a quarter of a second of an embedded server's inserts.
+BACKLOG_RECORDS = 200
+#: The longest an append waits for room: back-pressure slows answers down, it never stops them.
+BACKLOG_WAIT = 2.0
 SWEEP_SECONDS = 60.0
 RETRY_MIN, RETRY_MAX = 0.1, 5.0
 STOP_WAIT = 5.0
@@ -87,6 +96,10 @@ class JournaledAuditLog(AuditLog):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._pending = 0  # records appended and not yet shipped
+        self._room = asyncio.Event()  # set while the backlog is small, or the durable log is failing
+        self._room.set()
+        self._failing = False
 
     async def start(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -105,7 +118,15 @@ class JournaledAuditLog(AuditLog):
         data = b"".join(encode_record(record) for record in records)
         _write_all(self._fd, data)
         self._written += len(data)
+        self._pending += len(records)
         self._wake.set()
+        if self._pending > BACKLOG_RECORDS and not self._failing:
+            # On disk already (the decision is recorded); this only waits for the shipping to catch
+            # up, and not while the durable log fails: an outage must not stop the answers.
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(BACKLOG_WAIT):
+                    await self._room.wait()
 
     async def query(self, query: AuditQuery) -> Page[AuditRecord]:
         await self.flush()
@@ -181,11 +202,21 @@ class JournaledAuditLog(AuditLog):
         lines = data.splitlines(keepends=True)
         for start in range(0, len(lines), SHIP_LINES):
             group = lines[start : start + SHIP_LINES]
-            await self.durable.append_many(decode_records(b"".join(group), self.segment.name))
+            try:
+                await self.durable.append_many(decode_records(b"".join(group), self.segment.name))
+            except BaseException:
+                self._failing = True
+                self._room.set()  # appends go on at disk speed while the log is away
+                raise
+            self._failing = False
             self._shipped += sum(map(len, group))
+            self._pending = max(0, self._pending - len(group))
+            if self._pending <= BACKLOG_RECORDS:
+                self._room.set()
         if self._shipped == self._written:  # no await since the check: nothing can be appended in between
             os.ftruncate(self._fd, 0)
             self._written = self._shipped = 0
+            self._pending = 0
 
     async def _run(self) -> None:
         """Ships after each burst of appends (waiting ``linger`` to gather it), sweeps orphans now

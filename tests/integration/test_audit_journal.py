@@ -221,3 +221,52 @@ async def test_a_backlog_is_shipped_in_bounded_inserts_and_a_failure_keeps_only_
         assert sorted(r.record_id for r in page.items) == [f"r{i:04d}" for i in range(10)]
     finally:
         await journal.close()
+
+
+class SlowLog(MemoryAuditLog):
+    """A durable log that stores records slower than they come (an overloaded server): 20 ms per insert."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def append_many(self, records: Sequence[AuditRecord]) -> None:
+        await asyncio.sleep(0.02)
+        if self.down:
+            raise ConnectionError("the log is away")
+        await super().append_many(records)
+
+
+async def test_appends_wait_for_a_lagging_log_so_no_decision_waits_long_to_be_shipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-pressure: the backlog never grows past the limit (plus one append's records), so another
+    process sees each decision within the time one limit's worth of inserts takes; while the log
+    fails, appends go on at disk speed (an outage does not stop the answers)."""
+    monkeypatch.setattr(audit_journal, "BACKLOG_RECORDS", 50)
+    monkeypatch.setattr(audit_journal, "SHIP_LINES", 10)
+    durable = SlowLog()
+    journal = JournaledAuditLog(durable, tmp_path / "journal", linger=0.001)
+    await journal.start()
+    try:
+        backlog: list[int] = []
+        for i in range(600):
+            await journal.append(record(i, actor="busy"))
+            backlog.append(journal._pending)
+        assert max(backlog) <= 50 + 1, f"the backlog grew to {max(backlog)}"
+        await journal.flush()
+        assert len((await durable.query(AuditQuery(actor="busy", limit=1000))).items) == 600
+
+        durable.down = True
+        await journal.append(record(600, actor="busy"))
+        with pytest.raises(ConnectionError):
+            await journal.flush()  # the log is found away
+        started = asyncio.get_running_loop().time()
+        for i in range(601, 800):
+            await journal.append(record(i, actor="busy"))
+        assert asyncio.get_running_loop().time() - started < 1.0, "appends waited for a log that is away"
+        durable.down = False
+        await journal.flush()
+        assert len((await durable.query(AuditQuery(actor="busy", limit=1000))).items) == 800
+    finally:
+        await journal.close()
