@@ -56,7 +56,9 @@ async def _canonical_brand(brands: BrandNames | None, draft: ProductDraft) -> Pr
     return draft if name == draft.brand else dataclasses.replace(draft, brand=name)
 
 
-class CreateProduct:
+class _ProductWriter:
+    """What the use cases that take a whole product body need."""
+
     def __init__(
         self,
         products: ProductRepository,
@@ -71,6 +73,8 @@ class CreateProduct:
         self.authorizer = authorizer
         self.brands = brands
 
+
+class CreateProduct(_ProductWriter):
     async def __call__(self, payload: Mapping[str, Any], caller: Caller, source: str = API_SOURCE) -> Product:
         await self.authorizer.precheck(caller, Permission.PRODUCT_WRITE, "product")
         draft = parse_product_payload(payload, self.sanitizer)
@@ -84,21 +88,7 @@ class CreateProduct:
         return product
 
 
-class ReplaceProduct:
-    def __init__(
-        self,
-        products: ProductRepository,
-        clock: Clock,
-        sanitizer: HtmlSanitizer,
-        authorizer: Authorizer,
-        brands: BrandNames | None = None,
-    ) -> None:
-        self.products = products
-        self.clock = clock
-        self.sanitizer = sanitizer
-        self.authorizer = authorizer
-        self.brands = brands
-
+class ReplaceProduct(_ProductWriter):
     async def __call__(
         self, product_id: str, payload: Mapping[str, Any], expected_version: int, caller: Caller
     ) -> Product:

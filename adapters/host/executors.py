@@ -12,6 +12,7 @@ import os
 import socket
 from pathlib import Path
 
+from adapters.embedded.termination import pid_alive
 from domain.ports import Executors
 
 _UNKNOWN_START = "?"
@@ -24,19 +25,9 @@ def _stat(pid: int) -> tuple[str, str] | None:
     except FileNotFoundError:
         return None
     except OSError:  # no procfs here (not Linux): nothing to tell the start time by
-        return None if not _exists(pid) else ("R", _UNKNOWN_START)
+        return ("R", _UNKNOWN_START) if pid_alive(pid) else None
     fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": comm may hold spaces
     return fields[0], fields[19]
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalExecutors(Executors):
