@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
-from application.run_execution import Delivery, RunConsumer, RunHandler, RunQueue, stop_delivery
+from application.run_queue import Delivery, RunConsumer, RunHandler, RunQueue, stop_delivery
+
+logger = logging.getLogger(__name__)
 
 
 class InProcessRunQueue(RunQueue):
@@ -68,8 +71,8 @@ class _Consumer(RunConsumer):
             except asyncio.CancelledError:
                 if not task.done():  # this taker is stopping: its run is stopped by ``stop``
                     raise
-            except Exception:  # noqa: S110 - the handler records its own failures; the taker goes on
-                pass
+            except Exception:  # a bug: the handler records data and storage failures in the run itself
+                logger.exception("ingestion.run.crashed run_id=%s", run_id)
             finally:
                 if task.done():
                     queue.running.pop(run_id, None)

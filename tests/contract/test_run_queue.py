@@ -13,7 +13,7 @@ import pytest
 
 from adapters.memory.run_queue import InProcessRunQueue
 from adapters.queue.saq_queue import SaqRunQueue
-from application.run_execution import Delivery, RunQueue
+from application.run_queue import Delivery, RunQueue
 
 WITHIN = 20.0  # seconds for anything the tests wait for (the job engine polls once a second)
 
@@ -61,18 +61,25 @@ async def eventually(check: Any, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_each_submitted_run_is_handled_once_by_one_of_the_consumers(queue: RunQueue) -> None:
+async def test_each_submitted_run_is_handled_by_one_of_the_consumers(queue: RunQueue) -> None:
+    """At least once (``RunQueue``): a second submit of a waiting run adds no delivery of its own,
+    but a job engine's sweep may still deliver a run again (tests/unit/test_run_takeover.py shows
+    the executor makes that a no-op)."""
     recorder = Recorder()
+    runs = [f"run-{n}" for n in range(6)]
+    for run_id in runs:  # submitted before anyone consumes, so each second submit finds its run waiting
+        await queue.submit(run_id)
+        await queue.submit(run_id)  # a run that waits already: nothing more
     consumers = [queue.consumer(recorder, concurrency=2) for _ in range(2)]
     for consumer in consumers:
         await consumer.start()
-    runs = [f"run-{n}" for n in range(6)]
-    for run_id in runs:
-        await queue.submit(run_id)
-        await queue.submit(run_id)  # a run that waits already: nothing more
-    await eventually(lambda: sum(recorder.handled.values()) >= len(runs), "every run handled")
+    await eventually(lambda: set(recorder.handled) == set(runs), "every run handled")
     await asyncio.sleep(0.3)
-    assert recorder.handled == Counter(runs)
+    assert set(recorder.handled) == set(runs)
+    if not queue.redelivers:  # one process, one delivery each
+        assert recorder.handled == Counter(runs)
+    else:  # twice at most: the submit's delivery, and perhaps one sweep's
+        assert max(recorder.handled.values()) <= 2
     for consumer in consumers:
         await consumer.stop(grace=5)
 
