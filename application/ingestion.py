@@ -218,7 +218,7 @@ class IngestFeed:
         """Records an admitted run as queued: held by this process under a lease until it executes
         it (if it dies first, the run is recorded interrupted like a run that died running), or, with
         ``hold`` false, for whichever executor takes it (a job engine's worker)."""
-        queued = run.but(owner=self.leases.owner, lease_until=self.leases.until()) if hold else run
+        queued = run.but(owner=self.leases.owner, lease_until=self.leases.until()) if hold else run.but(portable=True)
         await self.runs.add(queued)
         return queued
 
@@ -276,7 +276,7 @@ class IngestFeed:
         owner = self.leases.owner
         stored = await self.runs.get(run.run_id) or run
         if self.leases.takes_over and stored.status is RunStatus.RUNNING and stored.owner != owner:
-            stored = await self.leases.settle(stored)
+            stored = await self.leases.settle(stored)  # queued again (a portable run) or interrupted
         return await self.runs.claim(run.run_id, owner, self.leases.until(), writer, self.clock.now())
 
     async def _execute(

@@ -16,12 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from application.metrics import IngestionMetrics, NoIngestionMetrics
+from application.run_queue import RunQueue
 from domain.ingestion import IngestionRun, RunStatus
 from domain.ports import BulkCatalog, Clock, Executors, IngestionRuns
 
 DEFAULT_LEASE_SECONDS = 30.0
-#: Unfinished runs looked at by one sweep (there are rarely more than a few).
-SWEEP_LIMIT = 100
+#: Unfinished runs looked at (and counted) by one sweep: there are rarely more than a few, and a
+#: backlog past this many is reported as this many.
+SWEEP_LIMIT = 1000
 
 
 class IngestionLog(Protocol):
@@ -74,10 +76,11 @@ class RunLeases:
         metrics: IngestionMetrics | None = None,
         log: IngestionLog | None = None,
         requeue: bool = False,
+        queue: RunQueue | None = None,
     ) -> None:
         """``requeue``: a job engine redelivers runs (``EYEWEAR_BROKER_URL``): a running run nobody
-        works on goes back to the queue, for the next executor to go on from its checkpoints, instead
-        of being recorded interrupted."""
+        works on whose feed any executor can read (``portable``) goes back to ``queue``, for the next
+        executor to go on from its checkpoints, instead of being recorded interrupted."""
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.runs = runs
@@ -88,6 +91,7 @@ class RunLeases:
         self.metrics: IngestionMetrics = metrics or NoIngestionMetrics()
         self.log: IngestionLog = log or NoIngestionLog()
         self.requeue = requeue
+        self.queue = queue
 
     @property
     def takes_over(self) -> bool:
@@ -127,11 +131,13 @@ class RunLeases:
         if not self.abandoned(run):
             return run
         await self.release(run)
-        if self.requeue and run.status is RunStatus.RUNNING and run.owner is not None:
+        if self.requeue and run.portable and run.status is RunStatus.RUNNING and run.owner is not None:
             queued = await self.runs.hand_back(run.run_id, run.owner)
             if queued is None:
                 return await self.runs.get(run.run_id) or run
             self.log.event("ingestion.run.requeued", run_id=run.run_id, owner=run.owner, rows=run.counts.rows)
+            if self.queue is not None:  # at once: the delivery its dead executor held is given up
+                await self.queue.resubmit(run.run_id)
             return queued
         interrupted = await self.runs.interrupt(run.run_id, run.owner, self.clock.now())
         if interrupted is None:  # another process settled it, or its owner finished after all
@@ -148,11 +154,18 @@ class RunLeases:
         return interrupted
 
     async def settle_all(self) -> list[IngestionRun]:
-        """Every unfinished run nobody works on, recorded interrupted; the ones this call settled."""
+        """Every unfinished run nobody works on, settled; the ones this call settled. The runs still
+        queued and running are counted for the operators (``runs_unfinished``)."""
         settled: list[IngestionRun] = []
+        counts = {RunStatus.QUEUED: 0, RunStatus.RUNNING: 0}
         for run in await self.runs.unfinished(SWEEP_LIMIT):
             if self.abandoned(run):
-                settled.append(await self.settle(run))
+                run = await self.settle(run)
+                settled.append(run)
+            if run.status in counts:
+                counts[run.status] += 1
+        for status, count in counts.items():
+            self.metrics.runs_unfinished(status.value, count)
         return settled
 
     async def give_up(self, run_id: str) -> IngestionRun | None:

@@ -105,6 +105,9 @@ class IngestionRun:
     actor_roles: tuple[str, ...] = ()
     actor_brands: tuple[str, ...] = ()
     correlation_id: str | None = None
+    #: Its feed is in the shared feed store, so any executor can go on with it (a run accepted for a
+    #: job engine); a run that reads a file of its own process (``eyewear ingest``) is not.
+    portable: bool = False
 
     def abandoned(self, now: datetime, owner_gone: bool) -> bool:
         """Unfinished and nobody is working on it: its owner is known to be gone, or stopped renewing

@@ -34,16 +34,13 @@ def pause_for(leases: RunLeases) -> float:
 async def sweep(runs: Runs) -> None:
     """One sweep; a failure is logged, never raised (the next sweep tries again)."""
     try:
-        settled = await runs.leases.settle_all()
+        settled = await runs.leases.settle_all()  # a portable run nobody works on goes back to the queue
         resubmitted = 0
         if runs.elsewhere:
-            for run in settled:
-                if run.status is RunStatus.QUEUED:
-                    await runs.queue.resubmit(run.run_id)
-                    resubmitted += 1
             for run in await runs.leases.runs.unfinished(SWEEP_LIMIT):
-                if run.status is RunStatus.QUEUED and run.owner is None:
+                if run.status is RunStatus.QUEUED and run.owner is None and run.portable:
                     await runs.queue.submit(run.run_id)  # a no-op for a run its job engine still holds
+                    resubmitted += 1
         removed = await asyncio.to_thread(runs.spool.sweep)
         expired = await runs.feeds.expire() if isinstance(runs.feeds, GridFsFeeds) else 0
     except Exception as error:

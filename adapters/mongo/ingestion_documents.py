@@ -80,6 +80,7 @@ class IngestionRunFields(BaseModel):
     actor_roles: list[str] = Field(default_factory=list)
     actor_brands: list[str] = Field(default_factory=list)
     correlation_id: str | None = None
+    portable: bool = False
 
 
 class IngestionRunDocument(IngestionRunFields, Document):  # type: ignore[misc]

@@ -69,6 +69,7 @@ def run_to_bson(run: IngestionRun) -> dict[str, Any]:
             "actor_roles": list(run.actor_roles),
             "actor_brands": list(run.actor_brands),
             "correlation_id": run.correlation_id,
+            "portable": run.portable,
         }
     )
     return record.model_dump(by_alias=True)
@@ -103,6 +104,7 @@ def run_from_bson(raw: dict[str, Any]) -> IngestionRun:
         actor_roles=tuple(record.actor_roles),
         actor_brands=tuple(record.actor_brands),
         correlation_id=record.correlation_id,
+        portable=record.portable,
     )
 
 

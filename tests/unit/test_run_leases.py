@@ -88,7 +88,7 @@ async def a_run_left_running(world: World, owner: str) -> tuple[str, set[str]]:
     feed = Feed(pause_after=10)
     execution = asyncio.ensure_future(world.ingest(owner)(feed, ADMIN))
     assert await asyncio.to_thread(feed.paused.wait, 10)
-    run = (await world.runs.unfinished(1))[0]
+    (run,) = [run for run in await world.runs.unfinished(100) if run.owner == owner]
     for _ in range(200):  # the counts of the batch written ride on the next renewal
         stored = await world.runs.get(run.run_id)
         if stored is not None and stored.counts.rows:
@@ -99,13 +99,13 @@ async def a_run_left_running(world: World, owner: str) -> tuple[str, set[str]]:
     with pytest.raises(asyncio.CancelledError):
         await execution
     written = {entry.product_id async for entry in world.catalog.entries_from(f"ingestion:{run.run_id}")}
-    assert written
-    return run.run_id, written
+    return run.run_id, written  # empty when an earlier run of the same rows wrote them already
 
 
 async def test_a_run_whose_lease_lapsed_is_interrupted_by_the_next_reader_and_can_be_rolled_back() -> None:
     world = World(lease_seconds=0.3)
     run_id, written = await a_run_left_running(world, DEAD)
+    assert written
     reader = world.process(ALIVE)
     assert (await GetRun(world.runs, world.authorizer, reader)(run_id, ADMIN)).status is RunStatus.RUNNING  # live lease
     world.clock.advance(1)
@@ -122,6 +122,7 @@ async def test_a_run_whose_lease_lapsed_is_interrupted_by_the_next_reader_and_ca
 async def test_a_run_whose_owner_exited_is_interrupted_at_once_before_its_lease_lapses() -> None:
     world = World(lease_seconds=0.3)
     run_id, written = await a_run_left_running(world, DEAD)
+    assert written
     rollback = RollbackRun(world.catalog, world.runs, world.clock, world.authorizer, leases=world.process(ALIVE))
     world.stop(DEAD)
     undone = await rollback(run_id, ADMIN)  # a rollback looks too: interrupted first, then undone
@@ -222,3 +223,26 @@ async def test_the_reaper_settles_at_start_and_survives_a_failing_sweep(
     async with run_reaper.run_reaper(runs_of(world, broken)):
         await asyncio.sleep(0.05)  # several sweeps fail; none escapes
     assert run_reaper.pause_for(world.process(ALIVE)) == 0.01
+
+
+async def test_with_a_job_engine_only_a_portable_run_goes_back_to_the_queue() -> None:
+    """A run whose feed is in the shared store is queued again, and submitted at once; one that read a
+    file of its dead process (``eyewear ingest``) cannot be taken over: it is interrupted."""
+    from adapters.memory.run_queue import InProcessRunQueue
+
+    world = World(lease_seconds=0.3)
+    local_run, _ = await a_run_left_running(world, DEAD)
+    shared_run, _ = await a_run_left_running(world, "host:300:3")
+    shared = await world.runs.get(shared_run)
+    assert shared is not None
+    await world.runs.save(shared.but(portable=True))
+    world.stop(DEAD)
+    world.stop("host:300:3")
+    queue = InProcessRunQueue()
+    executors = KnownExecutors(ALIVE)
+    executors.stopped = world.stopped
+    leases = RunLeases(world.runs, world.catalog, world.clock, executors, requeue=True, queue=queue)
+    settled = {run.run_id: run for run in await leases.settle_all()}
+    assert (settled[local_run].status, settled[local_run].reason) == (RunStatus.FAILED, INTERRUPTED)
+    assert (settled[shared_run].status, settled[shared_run].owner) == (RunStatus.QUEUED, None)
+    assert queue.queued == {shared_run}  # resubmitted by the settling, not left for a sweep

@@ -34,13 +34,15 @@ ROWS = list(generate_rows(styles=8, seed=31))
 
 
 class Feed:
-    """The rows; with ``stop_at``, the reader blocks there (the executor is about to die)."""
+    """The rows; with ``stop_at``, the reader blocks there (the executor is about to die), and ends
+    there once released, unless ``goes_on``."""
 
     name = "feed.jsonl"
 
-    def __init__(self, rows: list[dict[str, Any]], stop_at: int | None = None) -> None:
+    def __init__(self, rows: list[dict[str, Any]], stop_at: int | None = None, goes_on: bool = False) -> None:
         self._rows = rows
         self.stop_at = stop_at
+        self.goes_on = goes_on
         self.stopped = threading.Event()
         self.release = threading.Event()
 
@@ -49,7 +51,8 @@ class Feed:
             if index == self.stop_at:
                 self.stopped.set()
                 self.release.wait(30)
-                return
+                if not self.goes_on:
+                    return
             yield FeedRow(index + 1, copy.deepcopy(row))
 
 
@@ -88,8 +91,8 @@ async def taken_over(rows: list[dict[str, Any]], batch_size: int, policy: ErrorP
     world = World()
     first = world.executor("dies:1:1", batch_size)
     run = await first.start("feed.jsonl", ADMIN, error_policy=policy)
-    run = run.but(owner=None)
-    await world.runs.save(run)  # queued for any executor, as with a job engine
+    run = run.but(owner=None, portable=True)
+    await world.runs.save(run)  # queued for any executor, its feed where any can read it: a job engine's run
     doomed = Feed(rows, stop_at)
     execution = asyncio.ensure_future(first.execute(run, doomed, ADMIN))
     stopped = await asyncio.to_thread(doomed.stopped.wait, 10)
@@ -123,3 +126,25 @@ def test_a_run_taken_over_at_any_batch_ends_as_an_uninterrupted_run(
         assert expected[0] in (RunStatus.SUCCEEDED, RunStatus.REJECTED)
 
     asyncio.run(scenario())
+
+
+async def test_a_run_delivered_twice_at_once_is_executed_once() -> None:
+    """The job engine delivers at least once (its sweep can hand back a job a worker has just
+    taken: tobymao/saq#277); the run's lease makes the second executor's delivery a no-op, whether it
+    comes while the first works or after it finished."""
+    expected = await uninterrupted(ROWS, 5, ErrorPolicy.SKIP_INVALID)
+    world = World()
+    first, second = world.executor("one:1:1", 5), world.executor("two:2:2", 5)
+    run = await first.start("feed.jsonl", ADMIN)
+    run = run.but(owner=None, portable=True)
+    await world.runs.save(run)
+    slow = Feed(ROWS, stop_at=len(ROWS) // 2, goes_on=True)
+    working = asyncio.ensure_future(first.execute(run, slow, ADMIN))
+    assert await asyncio.to_thread(slow.stopped.wait, 10)
+    meanwhile = await second.execute(run, Feed(ROWS), ADMIN)  # while the first holds it: not taken
+    assert (meanwhile.status, meanwhile.owner) == (RunStatus.RUNNING, "one:1:1")
+    slow.release.set()
+    done = await working
+    again = await second.execute(run, Feed(ROWS), ADMIN)  # after it finished: returned as stored
+    assert again == done
+    assert (done.status, done.counts, *await world.state()) == expected
