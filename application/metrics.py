@@ -58,10 +58,17 @@ class IngestionMetrics(Protocol):
 
     def ingestion_run(self, status: str, seconds: float) -> None: ...
 
+    def runs_unfinished(self, status: str, count: int) -> None:
+        """How many runs are ``queued`` or ``running`` in the run store, as a sweep last counted them."""
+        ...
+
 
 class NoIngestionMetrics:
     def ingestion_rows(self, outcome: str, count: int) -> None:
         return None
 
     def ingestion_run(self, status: str, seconds: float) -> None:
+        return None
+
+    def runs_unfinished(self, status: str, count: int) -> None:
         return None

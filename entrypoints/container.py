@@ -40,6 +40,7 @@ from adapters.mongo.client import MongoOptions, create_client
 from adapters.mongo.clients import MongoClientStore, MongoRefreshTokenStore
 from adapters.mongo.documents import ProductDocument
 from adapters.mongo.gridfs_feeds import GridFsFeeds
+from adapters.mongo.group_commit_audit import GroupCommitAuditLog
 from adapters.mongo.ingestion_runs import MongoIngestionRuns
 from adapters.mongo.migrations import bind_documents
 from adapters.mongo.monitoring import DriverMonitor
@@ -61,8 +62,9 @@ from application.ingestion import IngestFeed
 from application.ingestion_queries import GetRun, ListRuns, RunErrors
 from application.ingestion_rollback import RollbackRun
 from application.metrics import CacheMetrics
-from application.run_execution import ExecuteQueuedRun, FeedStore, RunQueue
+from application.run_execution import ExecuteQueuedRun, FeedStore
 from application.run_leases import RunLeases
+from application.run_queue import RunQueue
 from application.stores import ExportStore, GetStoreProfile, PutStoreProfile, StoreCatalog
 from domain.abuse import DEFAULT_CLIENT_AUTH_POLICY, AbusePolicy, AbuseTracker, ClientAuthPolicy
 from domain.audit import AuditLog, RevocationList
@@ -164,7 +166,7 @@ async def cache_invalidation(
             await watcher.stop()
 
 
-async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator[AuditLog]:
+async def audit_log(settings: Settings, database_provider: Any, metrics: PrometheusMetrics) -> AsyncIterator[AuditLog]:
     """``EYEWEAR_AUDIT_SINK``. ``journal``: decisions go to this process's journal in the data dir,
     then to MongoDB in batches (ADR 0009). ``database``: each decision waits for the insert that
     carries it, shared with the concurrent ones, and nothing is written to the local disk (ADR
@@ -172,8 +174,6 @@ async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator
 
     Takes the database's provider, not its value, for the reason ``stream_database`` gives.
     """
-    from adapters.mongo.group_commit_audit import GroupCommitAuditLog
-
     durable = MongoAuditLog(await resolve(database_provider))
     journal_dir = settings.data_dir / "audit-journal"
     sink: JournaledAuditLog | GroupCommitAuditLog
@@ -182,7 +182,7 @@ async def audit_log(settings: Settings, database_provider: Any) -> AsyncIterator
             await JournaledAuditLog(durable, journal_dir).recover_orphans()
         sink = GroupCommitAuditLog(durable)
     else:
-        sink = JournaledAuditLog(durable, journal_dir)
+        sink = JournaledAuditLog(durable, journal_dir, backlog=metrics.audit_backlog)
     await sink.start()
     try:
         yield sink
@@ -364,10 +364,11 @@ class Container(containers.DeclarativeContainer):
     )
     catalog = providers.Singleton(CachedCatalog, mongo_catalog, cache_store)
     brand_names = providers.Singleton(MongoBrandNames, database)
-    audit_log = providers.Resource(audit_log, settings, database.provider)
+    audit_log = providers.Resource(audit_log, settings, database.provider, metrics)
     ingestion_runs = providers.Singleton(MongoIngestionRuns, database)
     ingestion_log = providers.Singleton(StructlogIngestionLog)
     executors = providers.Singleton(LocalExecutors)
+    run_queue = providers.Resource(run_queue, settings)
     run_leases = providers.Singleton(
         RunLeases,
         ingestion_runs,
@@ -378,6 +379,7 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
         log=ingestion_log,
         requeue=providers.Callable(queued_elsewhere, settings),
+        queue=run_queue,
     )
     feed_spool = providers.Singleton(feed_spool, settings, executors)
     redis = providers.Resource(redis_client, settings)
@@ -386,7 +388,6 @@ class Container(containers.DeclarativeContainer):
     )
     revocations = providers.Singleton(revocation_list, database, redis, revocation_mirror)
     authorizer = providers.Singleton(Authorizer, audit_log, clock, metrics)
-    run_queue = providers.Resource(run_queue, settings)
     feed_store = providers.Singleton(feed_store, settings, database, feed_spool)
     ingest = providers.Factory(
         IngestFeed,

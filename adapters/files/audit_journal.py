@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,8 +84,17 @@ def _write_all(fd: int, data: bytes) -> None:
 class JournaledAuditLog(AuditLog):
     """Wraps the durable log; ``start`` before use, ``close`` at exit (ships what is left)."""
 
-    def __init__(self, durable: AuditLog, directory: Path, *, linger: float = LINGER) -> None:
+    def __init__(
+        self,
+        durable: AuditLog,
+        directory: Path,
+        *,
+        linger: float = LINGER,
+        backlog: Callable[[int], None] | None = None,
+    ) -> None:
+        """``backlog``: told the records not yet shipped whenever that changes (the operators' gauge)."""
         self.durable = durable
+        self.backlog = backlog or (lambda records: None)
         self.directory = directory
         self.linger = linger
         self.segment = directory / f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
@@ -119,6 +128,7 @@ class JournaledAuditLog(AuditLog):
         _write_all(self._fd, data)
         self._written += len(data)
         self._pending += len(records)
+        self.backlog(self._pending)
         self._wake.set()
         if self._pending > BACKLOG_RECORDS and not self._failing:
             # On disk already (the decision is recorded); this only waits for the shipping to catch
@@ -211,6 +221,7 @@ class JournaledAuditLog(AuditLog):
             self._failing = False
             self._shipped += sum(map(len, group))
             self._pending = max(0, self._pending - len(group))
+            self.backlog(self._pending)
             if self._pending <= BACKLOG_RECORDS:
                 self._room.set()
         if self._shipped == self._written:  # no await since the check: nothing can be appended in between

@@ -37,6 +37,7 @@ POOL_STATES = ("open", "in_use", "idle")
 CHECKOUT_FAILURE_REASONS = ("timeout", "pool_closed", "connection_error", "other")
 INGESTION_OUTCOMES = ("created", "updated", "unchanged", "invalid")
 INGESTION_STATUSES = ("succeeded", "failed", "rejected", "rolled_back")
+UNFINISHED_STATUSES = ("queued", "running")
 
 
 class PrometheusMetrics(SecurityMetrics, CacheMetrics, IngestionMetrics):
@@ -93,6 +94,19 @@ class PrometheusMetrics(SecurityMetrics, CacheMetrics, IngestionMetrics):
         self.ingestion_duration = Histogram(
             "eyewear_ingestion_duration_seconds", "Ingestion run duration", buckets=INGESTION_BUCKETS, registry=r
         )
+        self.ingestion_unfinished = Gauge(
+            "eyewear_ingestion_runs_unfinished",
+            "Runs queued or running in the run store, as this process's last sweep counted them",
+            ["status"],
+            registry=r,
+            multiprocess_mode="max",  # every process counts the same shared store
+        )
+        self.audit_journal_pending = Gauge(
+            "eyewear_audit_journal_pending_records",
+            "Audit records in this process's journal not yet in MongoDB",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._preset()
 
@@ -116,6 +130,9 @@ class PrometheusMetrics(SecurityMetrics, CacheMetrics, IngestionMetrics):
             self.ingestion_row_counts.labels(outcome=outcome)
         for status in INGESTION_STATUSES:
             self.ingestion_runs.labels(status=status)
+        for status in UNFINISHED_STATUSES:
+            self.ingestion_unfinished.labels(status=status).set(0)
+        self.audit_journal_pending.set(0)
 
     # SecurityMetrics
     def authz_decision(self, decision: str) -> None:
@@ -141,6 +158,13 @@ class PrometheusMetrics(SecurityMetrics, CacheMetrics, IngestionMetrics):
     def ingestion_run(self, status: str, seconds: float) -> None:
         self._child(self.ingestion_runs, status).inc()
         self.ingestion_duration.observe(seconds)
+
+    def runs_unfinished(self, status: str, count: int) -> None:
+        self._child(self.ingestion_unfinished, status).set(count)
+
+    # The audit journal's backlog (adapters.files.audit_journal)
+    def audit_backlog(self, records: int) -> None:
+        self.audit_journal_pending.set(records)
 
     # The HTTP middleware's port (entrypoints.http.metrics_middleware.HttpMetrics)
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:

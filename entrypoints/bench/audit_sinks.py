@@ -67,7 +67,7 @@ async def database_sink_results(session: Session, sizes: Sizes, catalog: StoredC
     journaled = session.cases.get_by_sku
     settings = session.settings.model_copy(update={"audit_sink": "database"})
     resource = contextlib.asynccontextmanager(audit_log)
-    async with resource(settings, session.container.database) as sink:
+    async with resource(settings, session.container.database, await session.get("metrics")) as sink:
         if not isinstance(sink, GroupCommitAuditLog):
             raise BenchFailed(f"EYEWEAR_AUDIT_SINK=database wired {type(sink).__name__}")
         authorizer = Authorizer(sink, await session.get("clock"), await session.get("metrics"))

@@ -34,6 +34,7 @@ class Events:
         self.lines: list[tuple[str, dict[str, Any]]] = []
         self.rows: dict[str, int] = {}
         self.runs: list[str] = []
+        self.unfinished: dict[str, int] = {}
 
     def event(self, name: str, **fields: Any) -> None:
         self.lines.append((name, fields))
@@ -43,6 +44,9 @@ class Events:
 
     def ingestion_run(self, status: str, seconds: float) -> None:
         self.runs.append(status)
+
+    def runs_unfinished(self, status: str, count: int) -> None:
+        self.unfinished[status] = count
 
 
 @pytest.fixture
