@@ -163,6 +163,10 @@ WORKER_GRACE_SECONDS = 20
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="runs executed at once")] = 1,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="serve /metrics on this port (on --metrics-host)")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="interface of the /metrics port")] = "127.0.0.1",
 ) -> None:
     """Execute queued ingestion runs (with EYEWEAR_BROKER_URL) until SIGTERM or SIGINT."""
     settings = _settings()
@@ -188,6 +192,12 @@ def worker(
         try:
             await run_migrations(await resolve(container.database))
             runs = await resolve(container.runs)
+            if metrics_port is not None:  # the worker's runs in Prometheus (a replica's /metrics has none of them)
+                from prometheus_client import start_http_server
+
+                metrics = await resolve(container.metrics)
+                start_http_server(metrics_port, metrics_host, registry=metrics.registry)
+                log.info("worker.metrics", url=f"http://{metrics_host}:{metrics_port}/metrics")
             async with run_reaper(runs), consuming(runs, concurrency, grace=WORKER_GRACE_SECONDS):
                 log.info("worker.started", concurrency=concurrency, owner=runs.leases.owner)
                 await stop.wait()

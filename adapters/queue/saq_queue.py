@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from saq import Queue, Worker
 from saq.job import Status
 
-from application.run_execution import Delivery, RunConsumer, RunHandler, RunQueue, stop_delivery
+from application.run_queue import Delivery, RunConsumer, RunHandler, RunQueue, stop_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,20 @@ _HELD = (Status.ACTIVE, Status.ABORTING)
 
 
 class _Worker(Worker):  # type: ignore[misc]
-    """SAQ's worker without its own signal handlers: ``eyewear worker`` handles SIGTERM and SIGINT."""
+    """SAQ's worker without its own signal handlers (``eyewear worker`` handles SIGTERM and SIGINT),
+    whose stop waits only for the runs going on: SAQ's own waits for its idle upkeep loops too, whose
+    sleeps (up to a minute) would hold a worker with nothing to do for the whole grace period."""
 
     SIGNALS: ClassVar[list[int]] = []
+    grace: float = 0.0
+
+    async def stop(self) -> None:
+        self.event.set()  # takes no new run
+        running = [context["task"] for context in self.job_task_contexts.values() if not context["task"].done()]
+        if running and self.grace > 0:
+            await asyncio.wait(running, timeout=self.grace)
+        self._shutdown_grace_period_s = 0  # what is still running is cancelled now, and handed back
+        await super().stop()
 
 
 class SaqRunQueue(RunQueue):
@@ -51,7 +62,10 @@ class SaqRunQueue(RunQueue):
         await self.queue.connect()
 
     async def close(self) -> None:
-        await self.queue.disconnect()
+        try:
+            await self.queue.disconnect()
+        except Exception as error:  # Redis away at exit: nothing of ours is left to lose there
+            logger.warning("runs.queue.close_failed: %s", type(error).__name__)
 
     async def submit(self, run_id: str) -> None:
         await self.queue.enqueue(
@@ -130,7 +144,7 @@ class _SaqConsumer(RunConsumer):
         self.task = asyncio.create_task(self.worker.start())
 
     async def stop(self, grace: float) -> None:
-        self.worker._shutdown_grace_period_s = max(0, math.floor(grace))
+        self.worker.grace = max(0.0, grace)
         await self.worker.stop()
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError):

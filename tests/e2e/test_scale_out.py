@@ -26,8 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
+from adapters.embedded.process import free_port
 from adapters.feeds.sample_feed import generate_rows
 from domain.identifiers import product_id_for
 from tests.e2e.test_cli import run
@@ -68,9 +70,9 @@ def node_env(cluster_env: dict[str, str], data_dir: Path) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def worker(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+async def worker(env: dict[str, str], *options: str) -> AsyncIterator[asyncio.subprocess.Process]:
     process = await asyncio.create_subprocess_exec(
-        *EYEWEAR, "worker", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        *EYEWEAR, "worker", *options, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         yield process
@@ -185,12 +187,19 @@ async def _finished(http: httpx.AsyncClient, run_id: str) -> dict[str, Any] | No
     return found if found["status"] not in ("queued", "running") else None
 
 
+async def _answers(http: httpx.AsyncClient) -> bool:
+    try:
+        return (await http.get("/metrics")).status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
+
+
 async def test_a_worker_stopped_by_sigterm_hands_its_run_back_and_exits_0_within_30_s(
     replicas: tuple[Served, Served], cluster_env: dict[str, str], tmp_path: Path
 ) -> None:
     a, _ = replicas
     headers = {"Authorization": f"Bearer {a.token('ingestor', subject='stopper')}"}
-    rows = feed_rows(700)
+    rows = feed_rows(3000)  # more than a worker writes in its 20 s grace here, mostly: handed back
     async with httpx.AsyncClient(base_url=a.url, headers=headers, timeout=30) as http:
         started = await http.post(INGESTIONS, content=ndjson(rows), headers={"Content-Type": "application/x-ndjson"})
         run_id = started.json()["run_id"]
@@ -204,6 +213,23 @@ async def test_a_worker_stopped_by_sigterm_hands_its_run_back_and_exits_0_within
         assert code == 0
         state = await report(http, run_id)
         assert state["status"] in ("queued", "succeeded")  # handed back, or finished within the grace
-        async with worker(node_env(cluster_env, tmp_path / "w2")):
+        handed_back = state["status"] == "queued"
+        port = free_port()
+        w2_env = node_env(cluster_env, tmp_path / "w2")
+        async with (
+            worker(w2_env, "--metrics-port", str(port)),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as metrics,
+        ):
+            await until(lambda: _answers(metrics), "the next worker serves its /metrics")
             done = await until(lambda: _finished(http, run_id), "the next worker finished the run")
+            scraped = (await metrics.get("/metrics")).text
         assert done["status"] == "succeeded" and done["counts"]["rows"] == len(rows)
+        counted = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+        }
+        succeeded = counted.get(("eyewear_ingestion_runs_total", (("status", "succeeded"),)), 0.0)
+        created = counted.get(("eyewear_ingestion_rows_total", (("outcome", "created"),)), 0.0)
+        assert succeeded == (1.0 if handed_back else 0.0)  # a worker's /metrics counts the runs it executed
+        assert (created > 0) == handed_back
