@@ -157,7 +157,7 @@ def serve(
 
 
 #: Seconds a stopping worker lets its runs finish before it hands them back (it exits within 30 s).
-WORKER_GRACE_SECONDS = 20
+WORKER_GRACE_SECONDS = 15
 
 
 @app.command()

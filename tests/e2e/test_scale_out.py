@@ -1,5 +1,5 @@
 """CONTRACT.md section 6 with real processes on one machine: one SecantusDB server and one
-``redis-server`` (the session's), two ``eyewear serve`` replicas with their own data dirs and no
+``redis-server`` (this module's own), two ``eyewear serve`` replicas with their own data dirs and no
 keys file, and ``eyewear worker`` processes, all sharing the database, Redis and the job engine.
 
 - a token issued by replica A works on replica B;
@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from adapters.feeds.sample_feed import generate_rows
 from domain.identifiers import product_id_for
 from tests.e2e.test_cli import run
 from tests.support.served import EYEWEAR, Served, serve, served_env
+from tests.support.servers import mongo_server, redis_server
 
 INGESTIONS = "/api/v1/ingestions"
 LEASE = "4"
@@ -54,6 +55,20 @@ def ndjson(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(row, default=str) + "\n" for row in rows).encode()
 
 
+@pytest.fixture(scope="module")
+def mongo_url() -> Iterator[str]:
+    """A SecantusDB server of this module's own: the session's has served every test before, and a
+    busier server would make the timings this scenario reports those of the suite, not of the cluster."""
+    with mongo_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as server:
+        yield server.url
+
+
 @pytest.fixture
 def cluster_env(mongo_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
     base = served_env(mongo_url, tmp_path / "unused")
@@ -71,9 +86,11 @@ def node_env(cluster_env: dict[str, str], data_dir: Path) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def worker(env: dict[str, str], *options: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        *EYEWEAR, "worker", *options, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    """``eyewear worker``, its log (stderr) beside its data dir: ``logs_of`` tells a failure what it did."""
+    with worker_log(env).open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *EYEWEAR, "worker", *options, env=env, stdout=subprocess.DEVNULL, stderr=log
+        )
     try:
         yield process
     finally:
@@ -82,19 +99,36 @@ async def worker(env: dict[str, str], *options: str) -> AsyncIterator[asyncio.su
             await process.wait()
 
 
+def worker_log(env: dict[str, str]) -> Path:
+    return Path(env["EYEWEAR_DATA_DIR"] + ".log")
+
+
+def logs_of(*envs: dict[str, str], lines: int = 15) -> str:
+    """The last lines of each worker's log, the run's events only (for a failure's message)."""
+    tails = []
+    for env in envs:
+        found = worker_log(env).read_text(errors="replace").splitlines() if worker_log(env).exists() else []
+        events = [line for line in found if "ingestion." in line or "worker." in line or "Error" in line]
+        tails.append(f"{worker_log(env).name}: " + " | ".join(events[-lines:]))
+    return "\n".join(tails)
+
+
 async def report(http: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     answer = await http.get(f"{INGESTIONS}/{run_id}")
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
 
 
-async def until(check: Any, what: str, within: float = 120.0) -> Any:
+async def until(check: Any, what: str, within: float = 120.0, state: Any = None) -> Any:
+    """Polls ``check`` until it returns something; on timeout the message carries ``state()``."""
     deadline = time.monotonic() + within
     while True:
         found = await check()
         if found:
             return found
-        assert time.monotonic() < deadline, what
+        if time.monotonic() >= deadline:
+            seen = await state() if state is not None else None
+            raise AssertionError(f"{what}: not within {within:.0f} s (last seen: {seen})")
         await asyncio.sleep(0.1)
 
 
@@ -102,7 +136,7 @@ async def until(check: Any, what: str, within: float = 120.0) -> Any:
 async def replicas(cluster_env: dict[str, str], tmp_path: Path) -> AsyncIterator[tuple[Served, Served]]:
     async with serve(node_env(cluster_env, tmp_path / "a")) as a, serve(node_env(cluster_env, tmp_path / "b")) as b:
         yield a, b
-    mongo: MongoClient[dict[str, Any]] = MongoClient(cluster_env["EYEWEAR_MONGODB_URL"])
+    mongo: MongoClient[dict[str, Any]] = MongoClient(cluster_env["EYEWEAR_MONGODB_URL"], timeoutMS=60_000)
     mongo.drop_database(cluster_env["EYEWEAR_MONGODB_DB"])
     mongo.close()
 
@@ -114,7 +148,7 @@ def uninterrupted_counts(rows: list[dict[str, Any]], mongo_url: str, tmp_path: P
     env = served_env(mongo_url, tmp_path / "clean")
     done = run(["ingest", str(feed), "--report", str(tmp_path / "clean.json")], env, timeout=600)
     assert done.returncode == 0, done.stderr
-    MongoClient(mongo_url).drop_database(env["EYEWEAR_MONGODB_DB"])
+    MongoClient(mongo_url, timeoutMS=60_000).drop_database(env["EYEWEAR_MONGODB_DB"])
     return dict(json.loads((tmp_path / "clean.json").read_text())["counts"])
 
 
@@ -148,7 +182,9 @@ async def test_replicas_and_workers_share_tokens_runs_and_take_over_a_killed_wor
                 await first.wait()
                 taken = await until(lambda: _owned_by_other(on_a, run_id, first.pid), "the other worker took over")
                 take_over = time.monotonic() - killed_at
-                done = await until(lambda: _finished(on_b, run_id), "the run finished")
+                done = await until(
+                    lambda: _finished(on_b, run_id), "the run finished", 300, lambda: report(on_b, run_id)
+                )
                 finished_after = time.monotonic() - killed_at
                 assert second.returncode is None
         print(
@@ -158,7 +194,7 @@ async def test_replicas_and_workers_share_tokens_runs_and_take_over_a_killed_wor
         assert done["status"] == "succeeded", done["reason"]
         assert done["counts"] == expected
         assert done["validation"]["passed"]
-        database = MongoClient(mongo_url)[cluster_env["EYEWEAR_MONGODB_DB"]]
+        database = MongoClient(mongo_url, timeoutMS=60_000)[cluster_env["EYEWEAR_MONGODB_DB"]]
         versions = {doc["version"] for doc in database.products.find({}, {"version": 1})}
         assert versions == {1}, "every product written once"
         entries = database.product_history.count_documents({"source": f"ingestion:{run_id}"})
@@ -187,6 +223,10 @@ async def _finished(http: httpx.AsyncClient, run_id: str) -> dict[str, Any] | No
     return found if found["status"] not in ("queued", "running") else None
 
 
+async def _with_logs(state: Any, *envs: dict[str, str]) -> str:
+    return f"{await state}\n{logs_of(*envs)}"
+
+
 async def _answers(http: httpx.AsyncClient) -> bool:
     try:
         return (await http.get("/metrics")).status_code == 200
@@ -199,11 +239,12 @@ async def test_a_worker_stopped_by_sigterm_hands_its_run_back_and_exits_0_within
 ) -> None:
     a, _ = replicas
     headers = {"Authorization": f"Bearer {a.token('ingestor', subject='stopper')}"}
-    rows = feed_rows(3000)  # more than a worker writes in its 20 s grace here, mostly: handed back
+    rows = feed_rows(3000)  # more than a worker writes in its 15 s grace here, mostly: handed back
     async with httpx.AsyncClient(base_url=a.url, headers=headers, timeout=30) as http:
         started = await http.post(INGESTIONS, content=ndjson(rows), headers={"Content-Type": "application/x-ndjson"})
         run_id = started.json()["run_id"]
-        async with worker(node_env(cluster_env, tmp_path / "w1")) as first:
+        first_env = node_env(cluster_env, tmp_path / "w1")
+        async with worker(first_env) as first:
             await until(lambda: _running_with_progress(http, run_id), "the worker took the run")
             first.send_signal(signal.SIGTERM)
             stopping = time.monotonic()
@@ -221,8 +262,14 @@ async def test_a_worker_stopped_by_sigterm_hands_its_run_back_and_exits_0_within
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as metrics,
         ):
             await until(lambda: _answers(metrics), "the next worker serves its /metrics")
-            done = await until(lambda: _finished(http, run_id), "the next worker finished the run")
+            done = await until(
+                lambda: _finished(http, run_id),
+                "the next worker finished the run",
+                within=300,
+                state=lambda: _with_logs(report(http, run_id), first_env, w2_env),
+            )
             scraped = (await metrics.get("/metrics")).text
+        print(f"the next worker ended the run {time.monotonic() - stopping:.1f} s after the SIGTERM: {done['counts']}")
         assert done["status"] == "succeeded" and done["counts"]["rows"] == len(rows)
         counted = {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
