@@ -7,6 +7,7 @@ registered, so each process remembers what it read and asks again only for brand
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from typing import Any
 
@@ -21,6 +22,12 @@ from domain.rbac import brand_key
 
 #: Brands remembered per process (a catalog has hundreds, not millions).
 MAX_REMEMBERED = 100_000
+#: Upserts of one new brand before a lost race is an error (each lost race means another writer won).
+REGISTER_ATTEMPTS = 5
+
+
+class BrandNotStored(RuntimeError):
+    """Every upsert of a new brand lost its race, yet no winner's spelling could be read."""
 
 
 class MongoBrandNames(BrandNames):
@@ -49,13 +56,26 @@ class MongoBrandNames(BrandNames):
         return str(stored["name"]) if stored is not None else None
 
     async def _register(self, key: str, spelling: str) -> str:
-        try:
-            stored = await self.collection.find_one_and_update(
-                {"_id": key}, {"$setOnInsert": {"name": spelling}}, upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateKeyError:  # two upserts raced to insert: the other one won
-            stored = await self.collection.find_one({"_id": key})
-        return str(stored["name"])
+        """Upsert, then read what won. A writer that lost the race to insert gets a DuplicateKeyError
+        from MongoDB, or from SecantusDB an answer with no document at all, and the winner's insert
+        may not be visible yet to a read right after (both seen in
+        tests/contract/test_brand_names.py): so it reads, and upserts again while it finds nothing."""
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                stored = await self.collection.find_one_and_update(
+                    {"_id": key},
+                    {"$setOnInsert": {"name": spelling}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:  # two upserts raced to insert: the other one won
+                stored = None
+            if stored is None:
+                stored = await self.collection.find_one({"_id": key})
+            if stored is not None:
+                return str(stored["name"])
+            await asyncio.sleep(0.01 * (attempt + 1))
+        raise BrandNotStored(f"brand {key!r}: no spelling stored after {REGISTER_ATTEMPTS} upserts")
 
     def forget(self) -> None:
         """Drops what this process remembers (for a database emptied behind its back: tests)."""
