@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +106,10 @@ def worker_log(env: dict[str, str]) -> Path:
 def logs_of(*envs: dict[str, str], lines: int = 15) -> str:
     """The last lines of each worker's log, the run's events only (for a failure's message)."""
     tails = []
-    for env in envs:
-        found = worker_log(env).read_text(errors="replace").splitlines() if worker_log(env).exists() else []
+    for log in map(worker_log, envs):
+        found = log.read_text(errors="replace").splitlines() if log.exists() else []
         events = [line for line in found if "ingestion." in line or "worker." in line or "Error" in line]
-        tails.append(f"{worker_log(env).name}: " + " | ".join(events[-lines:]))
+        tails.append(f"{log.name}: " + " | ".join(events[-lines:]))
     return "\n".join(tails)
 
 
@@ -119,7 +119,12 @@ async def report(http: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
-async def until(check: Any, what: str, within: float = 120.0, state: Any = None) -> Any:
+async def until(
+    check: Callable[[], Awaitable[Any]],
+    what: str,
+    within: float = 120.0,
+    state: Callable[[], Awaitable[Any]] | None = None,
+) -> Any:
     """Polls ``check`` until it returns something; on timeout the message carries ``state()``."""
     deadline = time.monotonic() + within
     while True:
@@ -223,7 +228,7 @@ async def _finished(http: httpx.AsyncClient, run_id: str) -> dict[str, Any] | No
     return found if found["status"] not in ("queued", "running") else None
 
 
-async def _with_logs(state: Any, *envs: dict[str, str]) -> str:
+async def _with_logs(state: Awaitable[Any], *envs: dict[str, str]) -> str:
     return f"{await state}\n{logs_of(*envs)}"
 
 

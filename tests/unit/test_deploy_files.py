@@ -46,8 +46,10 @@ def test_every_setting_a_service_gets_is_a_setting_of_the_code_with_a_valid_valu
 def test_every_eyewear_command_line_parses_with_the_cli(name: str) -> None:
     command = [str(part) for part in EYEWEAR_SERVICES[name]["command"]]
     subcommand = typer.main.get_command(app).commands[command[0]]  # type: ignore[attr-defined]
+    by_option = {option: param.name for param in subcommand.params for option in param.opts}
     with subcommand.make_context(command[0], command[1:]) as context:  # raises on an unknown option or a bad value
-        assert set(context.params) >= {param.name for param in subcommand.params if param.name}
+        given = dict(zip(command[1::2], command[2::2], strict=True))  # every option here takes a value
+        assert {option: str(context.params[by_option[option]]) for option in given} == given
 
 
 def test_prometheus_scrapes_each_replica_and_each_workers_metrics_port() -> None:
