@@ -232,6 +232,19 @@ async def _with_logs(state: Awaitable[Any], *envs: dict[str, str]) -> str:
     return f"{await state}\n{logs_of(*envs)}"
 
 
+def _samples(scraped: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+
+
+async def _succeeded_runs(metrics: httpx.AsyncClient, expected: float) -> bool:
+    counted = _samples((await metrics.get("/metrics")).text)
+    return counted.get(("eyewear_ingestion_runs_total", (("status", "succeeded"),)), 0.0) == expected
+
+
 async def _answers(http: httpx.AsyncClient) -> bool:
     try:
         return (await http.get("/metrics")).status_code == 200
@@ -273,15 +286,14 @@ async def test_a_worker_stopped_by_sigterm_hands_its_run_back_and_exits_0_within
                 within=300,
                 state=lambda: _with_logs(report(http, run_id), first_env, w2_env),
             )
-            scraped = (await metrics.get("/metrics")).text
+            # The record says finished a moment before its executor counts the run (report_run follows
+            # the write): wait for the count the run should leave, then read the scrape once more.
+            executed = 1.0 if handed_back else 0.0
+            await until(lambda: _succeeded_runs(metrics, executed), "the next worker counted the run", 10)
+            counted = _samples((await metrics.get("/metrics")).text)
         print(f"the next worker ended the run {time.monotonic() - stopping:.1f} s after the SIGTERM: {done['counts']}")
         assert done["status"] == "succeeded" and done["counts"]["rows"] == len(rows)
-        counted = {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(scraped)
-            for sample in family.samples
-        }
         succeeded = counted.get(("eyewear_ingestion_runs_total", (("status", "succeeded"),)), 0.0)
         created = counted.get(("eyewear_ingestion_rows_total", (("outcome", "created"),)), 0.0)
-        assert succeeded == (1.0 if handed_back else 0.0)  # a worker's /metrics counts the runs it executed
+        assert succeeded == executed  # a worker's /metrics counts the runs it executed
         assert (created > 0) == handed_back
